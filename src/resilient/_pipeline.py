@@ -1,0 +1,178 @@
+"""`Policy`, the protocol every policy implements, and `Pipeline`, which composes them."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from contextlib import ExitStack
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+from ._context import Context
+from .instrumentation._dispatch import AttemptInfo, CallInfo, Dispatch, current
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine, Iterable
+
+    from .instrumentation._dispatch import Hook
+
+__all__ = ["Pipeline", "Policy", "Step"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+Step: TypeAlias = Callable[[Context], Awaitable[Any]]
+"""The rest of a pipeline, as a policy sees it: call it with the context to go on."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What a pipeline needs of a policy.
+
+    A policy is immutable configuration plus, for some, state shared by every call
+    (a retry budget, a breaker). Everything that belongs to one call lives in the
+    `Context`, never on the policy, so one policy serves any number of concurrent
+    calls.
+    """
+
+    async def execute(self, next_step: Step, ctx: Context) -> Any:
+        """Run *next_step* (the rest of the pipeline) for the call *ctx*, under this policy.
+
+        A policy may run *next_step* once, several times, or not at all, and it
+        may change *ctx* for the steps inside it; it restores what it narrowed.
+        """
+        ...
+
+    def describe(self) -> str:
+        """A short description of the policy and its options, for tests and logs."""
+        ...
+
+
+async def _attempt(ctx: Context) -> Any:
+    """The innermost step: one attempt of the wrapped call."""
+    tracers = ctx.dispatch.trace_attempt
+    if not tracers:
+        return await ctx.fn(*ctx.args, **ctx.kwargs)
+    with ExitStack() as stack:
+        info = AttemptInfo(ctx.name, ctx.attempt)
+        for trace in tracers:
+            cm = trace(info)
+            if cm is not None:
+                stack.enter_context(cm)
+        return await ctx.fn(*ctx.args, **ctx.kwargs)
+
+
+class Pipeline:
+    """Policies composed around a call; **the first policy is the outermost**.
+
+    ``Pipeline(Timeout(10), Retry(), Timeout(2))`` gives every call a 10 s deadline
+    in total, retries failures inside it, and gives each attempt 2 s, because the
+    second `Timeout` sits inside the `Retry`. This is Polly's order (the first
+    strategy added is the outermost) and the opposite of resilience4j's decorators.
+
+    Use it as a decorator on an async function, or call `run`::
+
+        policy = Pipeline(Timeout(10.0), Retry(attempts=4), Timeout(2.0))
+
+        @policy
+        async def get_user(uid: str) -> User: ...
+
+        user = await policy.run(fetch_user, uid)
+
+    A pipeline inside a pipeline contributes its policies in place.
+
+    Args:
+        *policies: The policies, outermost first.
+        name: The operation name for logs and spans; by default the wrapped
+            callable's qualified name.
+        hooks: Instrumentation for this pipeline only; by default the hooks
+            installed with `resilient.instrumentation.set_hooks`.
+
+    Raises:
+        TypeError: If a policy does not implement `Policy`, or a hook is not a `Hook`.
+
+    """
+
+    __slots__ = ("_description", "_dispatch", "_entry", "_name", "policies")
+
+    def __init__(
+        self, *policies: Policy | Pipeline, name: str | None = None, hooks: Iterable[Hook] | None = None
+    ) -> None:
+        flat: list[Policy] = []
+        for i, policy in enumerate(policies):
+            if isinstance(policy, Pipeline):
+                flat.extend(policy.policies)
+            elif isinstance(policy, Policy):
+                flat.append(policy)
+            else:
+                msg = (
+                    f"policies[{i}] must be a policy (with execute() and describe()), "
+                    f"got {type(policy).__name__}: {policy!r}"
+                )
+                raise TypeError(msg)
+        if name is not None and not isinstance(name, str):
+            msg = f"name must be a str or None, got {type(name).__name__}"
+            raise TypeError(msg)
+        self.policies: tuple[Policy, ...] = tuple(flat)
+        self._name = name
+        self._dispatch = None if hooks is None else Dispatch(hooks)
+        self._description = f"Pipeline({' > '.join(p.describe() for p in self.policies)})"
+        step: Step = _attempt
+        for policy in reversed(self.policies):
+            step = functools.partial(policy.execute, step)
+        self._entry = step
+
+    def describe(self) -> str:
+        """The composition, outermost first, e.g. ``Pipeline(Timeout(10) > Retry(...))``."""
+        return self._description
+
+    def __repr__(self) -> str:
+        return self._description
+
+    def run(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Coroutine[Any, Any, T]:
+        """Call ``fn(*args, **kwargs)`` under the pipeline's policies; await the result.
+
+        Returns:
+            What the call returned, or the last result `Retry` accepted.
+
+        Raises:
+            Whatever the call raised and no policy handled, or a `RejectedError`.
+
+        """
+        dispatch = current() if self._dispatch is None else self._dispatch
+        ctx = Context(fn, args, kwargs, dispatch, self._name)
+        if dispatch.trace_call:
+            return self._traced(ctx)
+        return self._entry(ctx)  # type: ignore[return-value]
+
+    async def _traced(self, ctx: Context) -> Any:
+        with ExitStack() as stack:
+            info = CallInfo(ctx.name, self._description)
+            for trace in ctx.dispatch.trace_call:
+                cm = trace(info)
+                if cm is not None:
+                    stack.enter_context(cm)
+            return await self._entry(ctx)
+
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        """Decorate the async function *fn* so that every call runs under the pipeline.
+
+        The wrapper keeps *fn*'s signature for type checkers and is itself a
+        coroutine function.
+
+        Raises:
+            TypeError: If *fn* is not an async function.
+
+        """
+        if not inspect.iscoroutinefunction(fn):
+            msg = f"Pipeline decorates async functions; {fn!r} is not one"
+            raise TypeError(msg)
+        run = self.run
+
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return await run(fn, *args, **kwargs)
+
+        return wrapper

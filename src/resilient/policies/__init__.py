@@ -1,0 +1,1 @@
+"""The policies, one private module each; import them from `resilient`."""

@@ -1,0 +1,281 @@
+"""`Retry`: run a failing call again, after a backoff, within a budget and a deadline."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+
+from .._clock import now, sleep
+from .._mode import testing_mode
+from .._outcome import Outcome
+from ..instrumentation._dispatch import GiveUpDetails, GiveUpReason, RetryDetails
+from ._backoff import Backoff
+from ._budget import RetryBudget
+from ._validate import check_count, check_seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._context import Context
+    from .._pipeline import Step
+
+__all__ = ["DEFAULT_BACKOFF", "DEFAULT_ON", "Retry"]
+
+DEFAULT_ON: tuple[type[Exception], ...] = (ConnectionError, TimeoutError)
+"""Retried by default: connection failures and timeouts (ours included), nothing else."""
+
+DEFAULT_BACKOFF = Backoff.exponential(0.2, cap=5.0, jitter="full")
+"""The default waits: full jitter over 0.2 s, 0.4 s, 0.8 s, ... capped at 5 s."""
+
+
+def _is_exception_type(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseException)
+
+
+def _matcher(on: Any) -> Callable[[BaseException], bool]:
+    if _is_exception_type(on):
+        return lambda exc: isinstance(exc, on)
+    if isinstance(on, tuple):
+        for i, item in enumerate(on):
+            if not _is_exception_type(item):
+                msg = f"Retry: on[{i}] must be an exception class, got {item!r}"
+                raise TypeError(msg)
+        if not on:
+            msg = "Retry: on must name at least one exception class, got ()"
+            raise ValueError(msg)
+        return lambda exc: isinstance(exc, on)
+    if callable(on):
+        return on  # type: ignore[no-any-return]
+    msg = (
+        "Retry: on must be an exception class, a tuple of them, or a predicate "
+        f"taking the exception; got {on!r} ({type(on).__name__})"
+    )
+    raise TypeError(msg)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Retry:
+    """Run the rest of the pipeline again when it fails, up to *attempts* times.
+
+    An attempt failed if it raised an exception that *on* matches, or returned a
+    result for which *on_result* is true. Before each retry `Retry` waits (the
+    *delay_hint* if it gives one, else the *backoff*), unless giving up is the
+    better answer:
+
+    - no attempts are left, or a tenacity *stop* says stop;
+    - the wait would take the waits of this call past *max_total_delay*;
+    - the wait would end after the call's deadline (set by an enclosing
+      `Timeout`): waiting would only end in a timeout, so the caller gets the
+      real error now;
+    - the retry *budget* refuses.
+
+    Giving up hands the caller the last outcome unchanged: the last exception
+    propagates as it was raised, or the last result is returned. Exceptions that
+    *on* does not match propagate at once; ``BaseException`` s that are not
+    ``Exception`` s (cancellation, ``KeyboardInterrupt``) are never retried.
+
+    Per-call state (attempt number, previous wait) lives on the call's `Context`
+    and in local variables, so one `Retry` serves any number of concurrent calls.
+
+    ===================  ========================================================
+    Option               Default
+    ===================  ========================================================
+    ``attempts``         4 (the first attempt and up to 3 retries)
+    ``on``               ``(ConnectionError, TimeoutError)``
+    ``on_result``        ``None``: no result is a failure
+    ``backoff``          ``Backoff.exponential(0.2, cap=5.0, jitter="full")``
+    ``stop``             ``None``
+    ``max_total_delay``  ``None``: bounded by attempts, backoff and deadline
+    ``budget``           a new ``RetryBudget()`` per `Retry` (ratio 0.2, 10 tokens)
+    ``delay_hint``       ``None``
+    ===================  ========================================================
+
+    Args:
+        attempts: Attempts in all, first included; an int >= 1.
+        on: Which exceptions are failures worth retrying: an exception class, a
+            tuple of them, or a predicate on the exception.
+        on_result: A predicate on a returned value: true means retry.
+        backoff: A `Backoff`, or a tenacity ``wait_*`` object (any callable taking
+            a ``tenacity.RetryCallState`` and returning seconds).
+        stop: A tenacity ``stop_*`` object, consulted after each failed attempt
+            in addition to *attempts*.
+        max_total_delay: The most seconds to spend waiting between the attempts
+            of one call, or ``None``.
+        budget: The `RetryBudget` retries draw from; ``None`` turns budgeting off.
+        delay_hint: Given the failed attempt's `Outcome`, the wait the downstream
+            asked for (a ``Retry-After``, say) or ``None`` to use *backoff*. The
+            hint replaces the backoff, but *max_total_delay* and the deadline
+            still apply.
+
+    Raises:
+        TypeError: If an option has the wrong type.
+        ValueError: If an option is out of range.
+
+    """
+
+    attempts: int = 4
+    on: (
+        type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+    ) = DEFAULT_ON
+    on_result: Callable[[Any], bool] | None = None
+    backoff: Backoff | Callable[[tenacity.RetryCallState], float] = DEFAULT_BACKOFF
+    stop: Callable[[tenacity.RetryCallState], bool] | None = None
+    max_total_delay: float | None = None
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+    delay_hint: Callable[[Outcome[Any]], float | None] | None = None
+    _match: Callable[[BaseException], bool] = field(init=False, repr=False)
+    _tenacity: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_count("Retry", "attempts", self.attempts)
+        object.__setattr__(self, "_match", _matcher(self.on))
+        # tenacity's wait_* and stop_* need a RetryCallState, which needs the start time.
+        object.__setattr__(
+            self, "_tenacity", self.stop is not None or not isinstance(self.backoff, Backoff)
+        )
+        for name in ("on_result", "stop", "delay_hint"):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                msg = f"Retry: {name} must be callable or None, got {value!r}"
+                raise TypeError(msg)
+        if not isinstance(self.backoff, Backoff) and not callable(self.backoff):
+            msg = (
+                "Retry: backoff must be a resilient.Backoff or a tenacity wait "
+                f"(callable), got {self.backoff!r}"
+            )
+            raise TypeError(msg)
+        check_seconds("Retry", "max_total_delay", self.max_total_delay, allow_none=True)
+        if self.budget is not None and not isinstance(self.budget, RetryBudget):
+            msg = f"Retry: budget must be a RetryBudget or None, got {self.budget!r}"
+            raise TypeError(msg)
+
+    def describe(self) -> str:
+        """E.g. ``Retry(attempts=4, backoff=exponential(0.2, cap=5, jitter=full), ...)``."""
+        backoff = (
+            self.backoff.describe() if isinstance(self.backoff, Backoff) else repr(self.backoff)
+        )
+        parts = [f"attempts={self.attempts}", f"backoff={backoff}"]
+        if self.max_total_delay is not None:
+            parts.append(f"max_total_delay={self.max_total_delay:g}")
+        parts.append(f"budget={self.budget.describe() if self.budget else None}")
+        return f"Retry({', '.join(parts)})"
+
+    async def execute(self, next_step: Step, ctx: Context) -> Any:
+        """Run *next_step*, retrying it as the options say."""
+        ctx.attempt = 1
+        start = now() if self._tenacity else 0.0
+        try:
+            result = await next_step(ctx)
+        except Exception as exc:
+            if not self._match(exc):
+                raise
+            return await self._retry(next_step, ctx, Outcome(exception=exc), start)
+        if self.on_result is not None and self.on_result(result):
+            return await self._retry(next_step, ctx, Outcome(result), start)
+        if self.budget is not None:
+            self.budget.record_success()
+        return result
+
+    async def _retry(
+        self, next_step: Step, ctx: Context, outcome: Outcome[Any], start: float
+    ) -> Any:
+        """The slow path: attempt 1 failed with *outcome*."""
+        attempts = self.attempts
+        waits = True
+        mode = testing_mode.get()
+        if mode is not None:
+            waits = mode.waits
+            if mode.attempts is not None:
+                attempts = min(attempts, mode.attempts)
+        backoff = self.backoff
+        ours = isinstance(backoff, Backoff)
+        state = self._tenacity_state(ctx, start) if self._tenacity else None
+        total_delay = 0.0
+        previous = 0.0
+        while True:
+            attempt = ctx.attempt
+            if state is not None:
+                self._record(state, attempt, outcome)
+            reason: GiveUpReason | None = None
+            delay = 0.0
+            if attempt >= attempts:
+                reason = "attempts"
+            else:
+                hint = self.delay_hint(outcome) if self.delay_hint is not None else None
+                if hint is not None:
+                    delay = hint
+                elif ours:
+                    delay = backoff.delay(attempt, previous, random.random)  # type: ignore[union-attr]
+                else:
+                    delay = backoff(state)  # type: ignore[arg-type,operator]
+                if not waits:
+                    delay = 0.0
+                if state is not None:
+                    state.upcoming_sleep = delay
+                deadline = ctx.deadline
+                if self.stop is not None and self.stop(state):  # type: ignore[arg-type]
+                    reason = "stop"
+                elif self.max_total_delay is not None and total_delay + delay > self.max_total_delay:
+                    reason = "max_total_delay"
+                elif deadline is not None and now() + delay >= deadline:
+                    reason = "deadline"
+                elif self.budget is not None and not self.budget.try_retry():
+                    reason = "budget"
+            if reason is not None:
+                return self._give_up(ctx, outcome, reason)
+            hooks = ctx.dispatch.on_retry
+            if hooks:
+                details = RetryDetails(ctx.name, attempt, delay, total_delay, outcome)
+                for hook in hooks:
+                    hook(details)
+            if delay > 0:
+                await sleep(delay)
+            total_delay += delay
+            previous = delay
+            if state is not None:
+                state.idle_for = total_delay
+            ctx.attempt = attempt + 1
+            try:
+                result = await next_step(ctx)
+            except Exception as exc:
+                if not self._match(exc):
+                    raise
+                outcome = Outcome(exception=exc)
+                continue
+            if self.on_result is not None and self.on_result(result):
+                outcome = Outcome(result)
+                continue
+            if self.budget is not None:
+                self.budget.record_success()
+            return result
+
+    def _give_up(self, ctx: Context, outcome: Outcome[Any], reason: GiveUpReason) -> Any:
+        hooks = ctx.dispatch.on_give_up
+        if hooks:
+            details = GiveUpDetails(ctx.name, ctx.attempt, reason, outcome)
+            for hook in hooks:
+                hook(details)
+        if outcome.exception is not None:
+            raise outcome.exception
+        return outcome.result
+
+    @staticmethod
+    def _tenacity_state(ctx: Context, start: float) -> tenacity.RetryCallState:
+        # Times are on our clock, so tenacity's stop_after_delay runs in virtual time too.
+        state = tenacity.RetryCallState(None, ctx.fn, ctx.args, ctx.kwargs)  # type: ignore[arg-type]
+        state.start_time = start
+        return state
+
+    @staticmethod
+    def _record(state: tenacity.RetryCallState, attempt: int, outcome: Outcome[Any]) -> None:
+        state.attempt_number = attempt
+        future = tenacity.Future(attempt)
+        if outcome.exception is not None:
+            future.set_exception(outcome.exception)
+        else:
+            future.set_result(outcome.result)
+        state.outcome = future
+        state.outcome_timestamp = now()
