@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from contextlib import ExitStack
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from ._context import Context
@@ -96,7 +96,10 @@ class Pipeline:
     __slots__ = ("_description", "_dispatch", "_entry", "_name", "policies")
 
     def __init__(
-        self, *policies: Policy | Pipeline, name: str | None = None, hooks: Iterable[Hook] | None = None
+        self,
+        *policies: Policy | Pipeline,
+        name: str | None = None,
+        hooks: Iterable[Hook] | None = None,
     ) -> None:
         flat: list[Policy] = []
         for i, policy in enumerate(policies):

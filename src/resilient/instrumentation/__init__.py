@@ -7,26 +7,12 @@ cost nothing. Install hooks for every pipeline with `set_hooks`, or for one with
 
 from ._dispatch import (
     AttemptInfo as AttemptInfo,
-)
-from ._dispatch import (
     CallInfo as CallInfo,
-)
-from ._dispatch import (
     GiveUpDetails as GiveUpDetails,
-)
-from ._dispatch import (
     Hook as Hook,
-)
-from ._dispatch import (
     RetryDetails as RetryDetails,
-)
-from ._dispatch import (
     TimeoutDetails as TimeoutDetails,
-)
-from ._dispatch import (
     get_hooks as get_hooks,
-)
-from ._dispatch import (
     set_hooks as set_hooks,
 )
 from ._otel import OpenTelemetryHook as OpenTelemetryHook

@@ -62,8 +62,9 @@ class Backoff:
         if self.kind not in _KINDS:
             msg = f"Backoff: kind must be one of {', '.join(_KINDS)}; got {self.kind!r}"
             raise ValueError(msg)
-        if not isinstance(self.jitter, str) or self.jitter not in _JITTERS:
-            msg = f"Backoff: jitter must be one of {', '.join(map(repr, _JITTERS))}; got {self.jitter!r}"
+        if self.jitter not in _JITTERS:
+            allowed = ", ".join(map(repr, _JITTERS))
+            msg = f"Backoff: jitter must be one of {allowed}; got {self.jitter!r}"
             raise ValueError(msg)
         check_seconds("Backoff", "base", self.base)
         check_seconds("Backoff", "cap", self.cap)

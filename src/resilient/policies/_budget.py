@@ -1,4 +1,4 @@
-"""`RetryBudget`: retries earned by successes, so a fleet cannot retry a failing service to death."""
+"""`RetryBudget`: retries earned by successes, so clients cannot retry a dead service to death."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ class RetryBudget:
     def __init__(self, *, ratio: float = 0.2, max_tokens: float = 10.0) -> None:
         for field, value in (("ratio", ratio), ("max_tokens", max_tokens)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                msg = f"RetryBudget: {field} must be a number, got {value!r} ({type(value).__name__})"
+                msg = (
+                    f"RetryBudget: {field} must be a number, got {value!r} ({type(value).__name__})"
+                )
                 raise TypeError(msg)
         if not (0 < ratio <= 1):  # also refuses NaN
             msg = f"RetryBudget: ratio must be in (0, 1], got {ratio!r}"
@@ -87,7 +89,7 @@ class RetryBudget:
         """Earn *ratio* tokens for a successful call."""
         self._successes += 1
         tokens = self._tokens + self.ratio
-        self._tokens = tokens if tokens < self.max_tokens else self.max_tokens
+        self._tokens = min(self.max_tokens, tokens)
 
     def try_retry(self) -> bool:
         """Take a token for one retry; return False, taking nothing, if none is left."""

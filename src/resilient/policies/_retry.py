@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,9 +117,9 @@ class Retry:
     """
 
     attempts: int = 4
-    on: (
-        type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
-    ) = DEFAULT_ON
+    on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool] = (
+        DEFAULT_ON
+    )
     on_result: Callable[[Any], bool] | None = None
     backoff: Backoff | Callable[[tenacity.RetryCallState], float] = DEFAULT_BACKOFF
     stop: Callable[[tenacity.RetryCallState], bool] | None = None
@@ -183,61 +183,27 @@ class Retry:
         self, next_step: Step, ctx: Context, outcome: Outcome[Any], start: float
     ) -> Any:
         """The slow path: attempt 1 failed with *outcome*."""
-        attempts = self.attempts
-        waits = True
-        mode = testing_mode.get()
-        if mode is not None:
-            waits = mode.waits
-            if mode.attempts is not None:
-                attempts = min(attempts, mode.attempts)
-        backoff = self.backoff
-        ours = isinstance(backoff, Backoff)
+        attempts, waits = self._limits()
         state = self._tenacity_state(ctx, start) if self._tenacity else None
-        total_delay = 0.0
-        previous = 0.0
+        total_delay = previous = 0.0
         while True:
-            attempt = ctx.attempt
-            if state is not None:
-                self._record(state, attempt, outcome)
-            reason: GiveUpReason | None = None
-            delay = 0.0
-            if attempt >= attempts:
-                reason = "attempts"
-            else:
-                hint = self.delay_hint(outcome) if self.delay_hint is not None else None
-                if hint is not None:
-                    delay = hint
-                elif ours:
-                    delay = backoff.delay(attempt, previous, random.random)  # type: ignore[union-attr]
-                else:
-                    delay = backoff(state)  # type: ignore[arg-type,operator]
-                if not waits:
-                    delay = 0.0
-                if state is not None:
-                    state.upcoming_sleep = delay
-                deadline = ctx.deadline
-                if self.stop is not None and self.stop(state):  # type: ignore[arg-type]
-                    reason = "stop"
-                elif self.max_total_delay is not None and total_delay + delay > self.max_total_delay:
-                    reason = "max_total_delay"
-                elif deadline is not None and now() + delay >= deadline:
-                    reason = "deadline"
-                elif self.budget is not None and not self.budget.try_retry():
-                    reason = "budget"
+            delay, reason = self._plan(
+                ctx,
+                outcome,
+                state,
+                attempts=attempts,
+                waits=waits,
+                total_delay=total_delay,
+                previous=previous,
+            )
             if reason is not None:
                 return self._give_up(ctx, outcome, reason)
-            hooks = ctx.dispatch.on_retry
-            if hooks:
-                details = RetryDetails(ctx.name, attempt, delay, total_delay, outcome)
-                for hook in hooks:
-                    hook(details)
-            if delay > 0:
-                await sleep(delay)
+            await self._wait(ctx, outcome, delay, total_delay)
             total_delay += delay
             previous = delay
             if state is not None:
                 state.idle_for = total_delay
-            ctx.attempt = attempt + 1
+            ctx.attempt += 1
             try:
                 result = await next_step(ctx)
             except Exception as exc:
@@ -251,6 +217,70 @@ class Retry:
             if self.budget is not None:
                 self.budget.record_success()
             return result
+
+    @staticmethod
+    async def _wait(ctx: Context, outcome: Outcome[Any], delay: float, total_delay: float) -> None:
+        if ctx.dispatch.on_retry:
+            details = RetryDetails(ctx.name, ctx.attempt, delay, total_delay, outcome)
+            for hook in ctx.dispatch.on_retry:
+                hook(details)
+        if delay > 0:
+            await sleep(delay)
+
+    def _limits(self) -> tuple[int, bool]:
+        """Attempts allowed and whether to wait, after the testing mode has its say."""
+        mode = testing_mode.get()
+        if mode is None:
+            return self.attempts, True
+        attempts = self.attempts if mode.attempts is None else min(self.attempts, mode.attempts)
+        return attempts, mode.waits
+
+    def _plan(
+        self,
+        ctx: Context,
+        outcome: Outcome[Any],
+        state: tenacity.RetryCallState | None,
+        *,
+        attempts: int,
+        waits: bool,
+        total_delay: float,
+        previous: float,
+    ) -> tuple[float, GiveUpReason | None]:
+        """The wait before the next attempt, or the reason to give up instead."""
+        attempt = ctx.attempt
+        if state is not None:
+            self._record(state, attempt, outcome)
+        if attempt >= attempts:
+            return 0.0, "attempts"
+        delay = self._delay(attempt, outcome, state, previous) if waits else 0.0
+        if state is not None:
+            state.upcoming_sleep = delay
+            if self.stop is not None and self.stop(state):
+                return delay, "stop"
+        if self.max_total_delay is not None and total_delay + delay > self.max_total_delay:
+            return delay, "max_total_delay"
+        deadline = ctx.deadline
+        if deadline is not None and now() + delay >= deadline:
+            return delay, "deadline"
+        if self.budget is not None and not self.budget.try_retry():
+            return delay, "budget"
+        return delay, None
+
+    def _delay(
+        self,
+        attempt: int,
+        outcome: Outcome[Any],
+        state: tenacity.RetryCallState | None,
+        previous: float,
+    ) -> float:
+        if self.delay_hint is not None:
+            hint = self.delay_hint(outcome)
+            # A hint that is negative, NaN or infinite is ignored, not obeyed.
+            if hint is not None and 0 <= hint < math.inf:
+                return hint
+        if isinstance(self.backoff, Backoff):
+            return self.backoff.delay(attempt, previous)
+        return self.backoff(state)  # type: ignore[arg-type]
 
     def _give_up(self, ctx: Context, outcome: Outcome[Any], reason: GiveUpReason) -> Any:
         hooks = ctx.dispatch.on_give_up

@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Timeout"]
 
-# Task.uncancel() (3.11) tells our own cancellation from anyone else's; without it
-# we let anyio keep that account.
-_NATIVE = sys.version_info >= (3, 11)
-
 
 class _Expiry:
     __slots__ = ("fired", "task")
@@ -73,10 +69,12 @@ class Timeout:
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* with the deadline; raise `DeadlineExceededError` when it passes."""
         loop = _get_running_loop()
-        if loop is None or not _NATIVE:
+        # Task.uncancel() (3.11) tells our own cancellation from anyone else's;
+        # without it (and on trio) anyio keeps that account.
+        if loop is None or sys.version_info < (3, 11):
             return await self._execute_anyio(next_step, ctx)
-        # The asyncio path arms one loop timer, as asyncio.timeout() does, but with
-        # less bookkeeping: this sits on the hot path of every call.
+        # On asyncio arm one loop timer, as asyncio.timeout() does, with less
+        # bookkeeping: this sits on the hot path of every call.
         deadline = loop.time() + self.seconds
         outer = ctx.deadline
         task = asyncio.current_task(loop)

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from contextvars import Token
     from types import TracebackType
 
+    from typing_extensions import Self
+
 __all__ = ["TestingToken", "set_testing"]
 
 
@@ -22,7 +24,7 @@ class TestingToken:
     def __init__(self, token: Token[TestingMode | None]) -> None:
         self._token = token
 
-    def __enter__(self) -> TestingToken:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

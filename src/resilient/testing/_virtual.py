@@ -11,6 +11,8 @@ import anyio
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    from _typeshed import FileDescriptorLike
+
 __all__ = ["VirtualEventLoop", "anyio_backends", "run"]
 
 T = TypeVar("T")
@@ -25,15 +27,15 @@ class _JumpingSelector(selectors.BaseSelector):
         self._threshold = autojump_threshold
 
     def register(
-        self, fileobj: selectors._FileObject, events: int, data: Any = None
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None
     ) -> selectors.SelectorKey:
         return self._selector.register(fileobj, events, data)
 
-    def unregister(self, fileobj: selectors._FileObject) -> selectors.SelectorKey:
+    def unregister(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         return self._selector.unregister(fileobj)
 
     def modify(
-        self, fileobj: selectors._FileObject, events: int, data: Any = None
+        self, fileobj: FileDescriptorLike, events: int, data: Any = None
     ) -> selectors.SelectorKey:
         return self._selector.modify(fileobj, events, data)
 
@@ -51,10 +53,10 @@ class _JumpingSelector(selectors.BaseSelector):
     def close(self) -> None:
         self._selector.close()
 
-    def get_key(self, fileobj: selectors._FileObject) -> selectors.SelectorKey:
+    def get_key(self, fileobj: FileDescriptorLike) -> selectors.SelectorKey:
         return self._selector.get_key(fileobj)
 
-    def get_map(self) -> Mapping[selectors._FileObject, selectors.SelectorKey]:
+    def get_map(self) -> Mapping[FileDescriptorLike, selectors.SelectorKey]:
         return self._selector.get_map()
 
 
@@ -78,11 +80,13 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, autojump_threshold: float = 0.0, start: float = 0.0) -> None:
+        self._virtual_now = float(start)
+        super().__init__(_JumpingSelector(self, max(0.0, autojump_threshold)))
         if autojump_threshold < 0:
+            # Checked after the loop is built: a half-built loop fails in __del__.
+            self.close()
             msg = f"autojump_threshold must be >= 0, got {autojump_threshold!r}"
             raise ValueError(msg)
-        self._virtual_now = float(start)
-        super().__init__(_JumpingSelector(self, autojump_threshold))
 
     def time(self) -> float:
         """The virtual time, in seconds."""
@@ -96,9 +100,7 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
         self._virtual_now += seconds
 
 
-def anyio_backends(
-    *, trio: bool = True
-) -> list[tuple[Literal["asyncio", "trio"], dict[str, Any]]]:
+def anyio_backends(*, trio: bool = True) -> list[tuple[Literal["asyncio", "trio"], dict[str, Any]]]:
     """Backends for pytest's anyio plugin that run in virtual time.
 
     Return them from your ``anyio_backend`` fixture::

@@ -1,0 +1,35 @@
+"""Shared fixtures: every async test runs on asyncio and trio, in virtual time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import structlog
+
+import resilient.instrumentation
+import resilient.testing
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture(params=resilient.testing.anyio_backends(), ids=lambda backend: backend[0])
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Run each async test on asyncio (VirtualEventLoop) and trio (MockClock)."""
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _restore_hooks() -> Iterator[None]:
+    """Tests may install hooks; put the defaults back after each."""
+    before = resilient.instrumentation.get_hooks()
+    yield
+    resilient.instrumentation.set_hooks(before)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, object]]]:
+    """The structlog events logged during the test."""
+    with structlog.testing.capture_logs() as captured:
+        yield captured

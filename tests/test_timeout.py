@@ -1,0 +1,241 @@
+"""Timeout: total and per attempt, nested, cooperative, on asyncio and trio, in virtual time."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import anyio
+import pytest
+
+import resilient as rs
+from resilient._clock import now
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_expiry_raises_our_error_at_the_deadline() -> None:
+    """A call that outlives its timeout is cancelled and raises DeadlineExceededError."""
+    start = now()
+
+    async def hang() -> None:
+        await anyio.sleep(3600)
+
+    with pytest.raises(rs.DeadlineExceededError) as info:
+        await rs.Pipeline(rs.Timeout(2.0)).run(hang)
+    assert now() - start == pytest.approx(2.0)
+    assert info.value.timeout == 2.0
+
+
+async def test_the_error_is_a_builtin_timeout_error() -> None:
+    """`except TimeoutError` catches it."""
+
+    async def hang() -> None:
+        await anyio.sleep(10)
+
+    with pytest.raises(TimeoutError):
+        await rs.Pipeline(rs.Timeout(1.0)).run(hang)
+
+
+async def test_a_quick_call_is_untouched_and_leaves_no_cancellation_behind() -> None:
+    """After a call that beat its deadline, nothing fires later in the same task."""
+
+    async def quick() -> str:
+        await anyio.sleep(0.5)
+        return "ok"
+
+    assert await rs.Pipeline(rs.Timeout(1.0)).run(quick) == "ok"
+    start = now()
+    await anyio.sleep(5)  # past the old deadline: must not be cancelled
+    assert now() - start == pytest.approx(5.0)
+
+
+async def test_cleanup_runs_when_the_call_is_cancelled() -> None:
+    """Cancellation is cooperative: the callee's finally blocks run."""
+    cleaned: list[bool] = []
+
+    async def hang() -> None:
+        try:
+            await anyio.sleep(10)
+        finally:
+            cleaned.append(True)
+
+    with pytest.raises(rs.DeadlineExceededError):
+        await rs.Pipeline(rs.Timeout(1.0)).run(hang)
+    assert cleaned == [True]
+
+
+async def test_inside_retry_it_bounds_each_attempt() -> None:
+    """Timeout inside Retry: every attempt gets the full timeout, and timeouts are retried."""
+    starts: list[float] = []
+
+    async def slow_then_fast() -> str:
+        starts.append(now())
+        if len(starts) < 3:
+            await anyio.sleep(10)
+        return "ok"
+
+    pipeline = rs.Pipeline(
+        rs.Retry(attempts=3, backoff=rs.Backoff.constant(0.5), budget=None), rs.Timeout(1.0)
+    )
+    assert await pipeline.run(slow_then_fast) == "ok"
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert gaps == [pytest.approx(1.5), pytest.approx(1.5)]  # 1 s timeout + 0.5 s wait
+
+
+async def test_outside_retry_it_bounds_the_whole_call() -> None:
+    """Timeout outside Retry: retries and waits all fit inside one deadline."""
+    start = now()
+    attempts = 0
+
+    async def slow() -> None:
+        nonlocal attempts
+        attempts += 1
+        await anyio.sleep(1.0)
+        raise ConnectionError
+
+    pipeline = rs.Pipeline(
+        rs.Timeout(2.5), rs.Retry(attempts=10, backoff=rs.Backoff.constant(0.0), budget=None)
+    )
+    with pytest.raises(rs.DeadlineExceededError):
+        await pipeline.run(slow)
+    assert now() - start == pytest.approx(2.5)
+    assert attempts == 3
+
+
+@pytest.mark.parametrize(("outer", "inner", "fires_at"), [(1.0, 5.0, 1.0), (5.0, 1.0, 1.0)])
+async def test_nested_deadlines_take_the_tighter(
+    outer: float, inner: float, fires_at: float
+) -> None:
+    """Whichever timeout is tighter ends the call, and the context shows its deadline."""
+    deadlines: list[float | None] = []
+
+    class Peek:
+        async def execute(self, next_step: rs.Step, ctx: rs.Context) -> Any:
+            deadlines.append(ctx.deadline)
+            return await next_step(ctx)
+
+        def describe(self) -> str:
+            return "Peek"
+
+    async def hang() -> None:
+        await anyio.sleep(100)
+
+    start = now()
+    with pytest.raises(rs.DeadlineExceededError) as info:
+        await rs.Pipeline(rs.Timeout(outer), rs.Timeout(inner), Peek()).run(hang)
+    assert now() - start == pytest.approx(fires_at)
+    assert info.value.timeout == min(outer, inner)
+    assert deadlines == [pytest.approx(start + fires_at)]
+
+
+async def test_the_deadline_is_restored_after_the_timeout() -> None:
+    """Outside a Timeout the context has no deadline again."""
+    deadlines: list[float | None] = []
+
+    class Peek:
+        async def execute(self, next_step: rs.Step, ctx: rs.Context) -> Any:
+            try:
+                return await next_step(ctx)
+            finally:
+                deadlines.append(ctx.deadline)
+
+        def describe(self) -> str:
+            return "Peek"
+
+    async def quick() -> None:
+        pass
+
+    await rs.Pipeline(Peek(), rs.Timeout(3)).run(quick)
+    assert deadlines == [None]
+
+
+async def test_an_outside_cancellation_is_not_turned_into_a_timeout() -> None:
+    """When an enclosing cancel scope cancels the call, that cancellation propagates."""
+    outcome: list[str] = []
+
+    async def hang() -> None:
+        await anyio.sleep(100)
+
+    async def call() -> None:
+        try:
+            await rs.Pipeline(rs.Timeout(10)).run(hang)
+        except rs.DeadlineExceededError:
+            outcome.append("timeout")
+        else:
+            outcome.append("returned")
+
+    with anyio.move_on_after(1.0) as scope:
+        await call()
+    assert scope.cancelled_caught
+    assert outcome == []
+
+
+async def test_an_outside_cancellation_at_the_same_moment_still_propagates() -> None:
+    """If our timer and an outer scope fire together, the outer cancellation wins."""
+    start = now()
+
+    async def hang() -> None:
+        await anyio.sleep(100)
+
+    with anyio.move_on_after(1.0) as scope:
+        await rs.Pipeline(rs.Timeout(1.0)).run(hang)
+    # Either the outer scope caught its cancellation, or our timeout raised
+    # inside it; never both and never a stray cancellation afterwards.
+    assert scope.cancelled_caught
+    assert now() - start == pytest.approx(1.0)
+    await anyio.sleep(1)
+
+
+async def test_a_swallowed_cancellation_does_not_leak() -> None:
+    """A callee that swallows the cancellation returns, and the task is not cancelled later."""
+
+    async def stubborn() -> str:
+        try:
+            await anyio.sleep(10)
+        except anyio.get_cancelled_exc_class():
+            return "swallowed"
+        return "slept"
+
+    result = await rs.Pipeline(rs.Timeout(1.0)).run(stubborn)
+    assert result == "swallowed"
+    start = now()
+    await anyio.sleep(2)
+    assert now() - start == pytest.approx(2.0)
+
+
+async def test_the_timeout_hook_fires() -> None:
+    """Hooks hear of every expiry, with the timeout and attempt."""
+    from resilient.instrumentation import Hook, TimeoutDetails
+
+    heard: list[TimeoutDetails] = []
+
+    class Listen(Hook):
+        def on_timeout(self, details: TimeoutDetails) -> None:
+            heard.append(details)
+
+    async def hang() -> None:
+        await anyio.sleep(100)
+
+    with pytest.raises(rs.DeadlineExceededError):
+        await rs.Pipeline(rs.Timeout(0.5), name="op", hooks=[Listen()]).run(hang)
+    assert heard == [TimeoutDetails(operation="op", timeout=0.5, attempt=1)]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        (None, TypeError),
+    ],
+)
+def test_invalid_seconds_are_refused(value: object, error: type[Exception]) -> None:
+    """The message names the field, the value and the allowed range."""
+    with pytest.raises(error, match=r"Timeout: seconds must be a finite number > 0, got"):
+        rs.Timeout(value)  # type: ignore[arg-type]
