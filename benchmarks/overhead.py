@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
     parser.add_argument(
-        "--calls", type=int, default=3000, help="calls per contender per round (default 3000)"
+        "--calls", type=int, default=5000, help="calls per contender per round (default 5000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")

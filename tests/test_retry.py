@@ -342,3 +342,22 @@ def test_options_are_keyword_only_and_frozen() -> None:
     retry = rs.Retry()
     with pytest.raises(AttributeError):
         retry.attempts = 5  # type: ignore[misc]
+
+
+async def test_a_nested_retry_does_not_disturb_the_outer_count() -> None:
+    """An inner Retry renumbers ctx.attempt; the outer one still counts its own attempts."""
+    call = Flaky(ConnectionError(), ConnectionError(), ValueError("outer"), then="ok")
+    listen = Listen()
+    pipeline = rs.Pipeline(
+        rs.Retry(attempts=2, on=ValueError, backoff=NO_WAIT, budget=None),
+        rs.Retry(attempts=3, on=ConnectionError, backoff=NO_WAIT, budget=None),
+        hooks=[listen],
+    )
+    assert await pipeline.run(call) == "ok"
+    assert call.calls == 4
+    # inner: attempts 1 and 2 failed; outer: its attempt 1 failed (with ValueError)
+    assert [(r.attempt, type(r.outcome.exception)) for r in listen.retries] == [
+        (1, ConnectionError),
+        (2, ConnectionError),
+        (1, ValueError),
+    ]

@@ -9,7 +9,8 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from ._context import Context
-from .instrumentation._dispatch import AttemptInfo, CallInfo, Dispatch, current
+from .instrumentation import _dispatch
+from .instrumentation._dispatch import AttemptInfo, CallInfo, Dispatch
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine, Iterable
@@ -48,14 +49,19 @@ class Policy(Protocol):
         ...
 
 
-async def _attempt(ctx: Context) -> Any:
+def _attempt(ctx: Context) -> Awaitable[Any]:
     """The innermost step: one attempt of the wrapped call."""
-    tracers = ctx.dispatch.trace_attempt
-    if not tracers:
-        return await ctx.fn(*ctx.args, **ctx.kwargs)
+    # The call's own awaitable is returned as it is, not awaited in a coroutine of
+    # ours: one frame less on every call.
+    if ctx.dispatch.trace_attempt:
+        return _traced_attempt(ctx)
+    return ctx.fn(*ctx.args, **ctx.kwargs)
+
+
+async def _traced_attempt(ctx: Context) -> Any:
     with ExitStack() as stack:
         info = AttemptInfo(ctx.name, ctx.attempt)
-        for trace in tracers:
+        for trace in ctx.dispatch.trace_attempt:
             cm = trace(info)
             if cm is not None:
                 stack.enter_context(cm)
@@ -144,11 +150,17 @@ class Pipeline:
             Whatever the call raised and no policy handled, or a `RejectedError`.
 
         """
-        dispatch = current() if self._dispatch is None else self._dispatch
+        return self._start(fn, args, kwargs)  # type: ignore[return-value]
+
+    def _start(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        # Read the global hook set at call time, so set_hooks() reaches every pipeline.
+        dispatch = self._dispatch or _dispatch.installed or _dispatch.current()
         ctx = Context(fn, args, kwargs, dispatch, self._name)
         if dispatch.trace_call:
             return self._traced(ctx)
-        return self._entry(ctx)  # type: ignore[return-value]
+        return self._entry(ctx)
 
     async def _traced(self, ctx: Context) -> Any:
         with ExitStack() as stack:
@@ -172,10 +184,10 @@ class Pipeline:
         if not inspect.iscoroutinefunction(fn):
             msg = f"Pipeline decorates async functions; {fn!r} is not one"
             raise TypeError(msg)
-        run = self.run
+        start = self._start
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await run(fn, *args, **kwargs)
+            return await start(fn, args, kwargs)  # type: ignore[no-any-return]
 
         return wrapper

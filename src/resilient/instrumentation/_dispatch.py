@@ -149,7 +149,7 @@ class Dispatch:
     """The bound methods of a set of hooks, grouped by event.
 
     Built once per hook set, so a call with no hook for an event pays one
-    truthiness check for it.
+    truthiness check for it. Always true, even with no hooks.
     """
 
     __slots__ = ("hooks", "on_give_up", "on_retry", "on_timeout", "trace_attempt", "trace_call")
@@ -172,17 +172,18 @@ class Dispatch:
         )
 
 
-_current: Dispatch | None = None
+installed: Dispatch | None = None
+"""The dispatch of the hooks installed with `set_hooks`; None until first needed."""
 
 
 def current() -> Dispatch:
-    """The dispatch for the hooks installed with `set_hooks`."""
-    global _current  # noqa: PLW0603 -- built lazily so importing stays cheap
-    if _current is None:
+    """The dispatch for the hooks installed with `set_hooks` (the default until then)."""
+    global installed  # noqa: PLW0603 -- built lazily: the default needs _structlog
+    if installed is None:
         from ._structlog import StructlogHook  # noqa: PLC0415 -- avoids an import cycle
 
-        _current = Dispatch((StructlogHook(),))
-    return _current
+        installed = Dispatch((StructlogHook(),))
+    return installed
 
 
 def set_hooks(hooks: Iterable[Hook]) -> None:
@@ -194,8 +195,8 @@ def set_hooks(hooks: Iterable[Hook]) -> None:
         TypeError: If an item is not a `Hook`.
 
     """
-    global _current  # noqa: PLW0603 -- the process-wide default, like logging's
-    _current = Dispatch(hooks)
+    global installed  # noqa: PLW0603 -- the process-wide default, like logging's
+    installed = Dispatch(hooks)
 
 
 def get_hooks() -> tuple[Hook, ...]:

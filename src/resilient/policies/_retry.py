@@ -183,6 +183,9 @@ class Retry:
         self, next_step: Step, ctx: Context, outcome: Outcome[Any], start: float
     ) -> Any:
         """The slow path: attempt 1 failed with *outcome*."""
+        # The attempt number is counted here, not read back from the context: a
+        # Retry nested inside this one renumbers ctx.attempt for its own attempts.
+        attempt = 1
         attempts, waits = self._limits()
         state = self._tenacity_state(ctx, start) if self._tenacity else None
         total_delay = previous = 0.0
@@ -191,19 +194,21 @@ class Retry:
                 ctx,
                 outcome,
                 state,
+                attempt=attempt,
                 attempts=attempts,
                 waits=waits,
                 total_delay=total_delay,
                 previous=previous,
             )
             if reason is not None:
-                return self._give_up(ctx, outcome, reason)
-            await self._wait(ctx, outcome, delay, total_delay)
+                return self._give_up(ctx, outcome, reason, attempt)
+            await self._wait(ctx, outcome, attempt, delay, total_delay)
             total_delay += delay
             previous = delay
             if state is not None:
                 state.idle_for = total_delay
-            ctx.attempt += 1
+            attempt += 1
+            ctx.attempt = attempt
             try:
                 result = await next_step(ctx)
             except Exception as exc:
@@ -219,9 +224,11 @@ class Retry:
             return result
 
     @staticmethod
-    async def _wait(ctx: Context, outcome: Outcome[Any], delay: float, total_delay: float) -> None:
+    async def _wait(
+        ctx: Context, outcome: Outcome[Any], attempt: int, delay: float, total_delay: float
+    ) -> None:
         if ctx.dispatch.on_retry:
-            details = RetryDetails(ctx.name, ctx.attempt, delay, total_delay, outcome)
+            details = RetryDetails(ctx.name, attempt, delay, total_delay, outcome)
             for hook in ctx.dispatch.on_retry:
                 hook(details)
         if delay > 0:
@@ -241,13 +248,13 @@ class Retry:
         outcome: Outcome[Any],
         state: tenacity.RetryCallState | None,
         *,
+        attempt: int,
         attempts: int,
         waits: bool,
         total_delay: float,
         previous: float,
     ) -> tuple[float, GiveUpReason | None]:
         """The wait before the next attempt, or the reason to give up instead."""
-        attempt = ctx.attempt
         if state is not None:
             self._record(state, attempt, outcome)
         if attempt >= attempts:
@@ -282,10 +289,12 @@ class Retry:
             return self.backoff.delay(attempt, previous)
         return self.backoff(state)  # type: ignore[arg-type]
 
-    def _give_up(self, ctx: Context, outcome: Outcome[Any], reason: GiveUpReason) -> Any:
+    def _give_up(
+        self, ctx: Context, outcome: Outcome[Any], reason: GiveUpReason, attempts: int
+    ) -> Any:
         hooks = ctx.dispatch.on_give_up
         if hooks:
-            details = GiveUpDetails(ctx.name, ctx.attempt, reason, outcome)
+            details = GiveUpDetails(ctx.name, attempts, reason, outcome)
             for hook in hooks:
                 hook(details)
         if outcome.exception is not None:
