@@ -47,3 +47,22 @@ def test_the_docstring_draws_the_tree() -> None:
     doc = _exceptions.__doc__ or ""
     for name in _exceptions.__all__:
         assert name in doc
+
+
+@pytest.mark.parametrize(
+    ("error", "retry_after", "text"),
+    [
+        (rs.CircuitOpenError(2.5, "payments"), 2.5, "circuit 'payments' is open"),
+        (rs.RateLimitedError(0.25), 0.25, "try again in 0.25 s"),
+        (rs.RateLimitedError(None), None, "rate limit exceeded"),
+        (rs.BulkheadFullError(4, 8), None, "4 calls running and 8 waiting"),
+    ],
+)
+def test_rejections_say_when_to_come_back(
+    error: rs.RejectedError, retry_after: float | None, text: str
+) -> None:
+    assert error.retry_after == retry_after
+    assert text in str(error)
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 -- our own bytes
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)

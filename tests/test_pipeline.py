@@ -208,3 +208,22 @@ async def test_concurrent_calls_keep_their_own_attempt_counts() -> None:
     assert len(seen) == 1000
     for i, attempts in seen.items():
         assert attempts == list(range(1, i % 4 + 2)), i
+
+
+def test_fork_copies_what_one_attempt_may_change() -> None:
+    async def call() -> None:
+        pass
+
+    dispatch = rs.Pipeline(hooks=[])._dispatch
+    assert dispatch is not None
+    ctx = rs.Context(call, (1,), {"a": 2}, dispatch, "op")
+    ctx.deadline = 5.0
+    ctx.idempotency_key = "key"
+    ctx.attributes["x"] = 1
+    twin = ctx.fork()
+    assert (twin.fn, twin.args, twin.kwargs, twin.name) == (call, (1,), {"a": 2}, "op")
+    assert (twin.deadline, twin.idempotency_key, twin.attributes) == (5.0, "key", {"x": 1})
+    twin.deadline = 1.0
+    twin.attributes["x"] = 2
+    assert ctx.deadline == 5.0
+    assert ctx.attributes == {"x": 1}

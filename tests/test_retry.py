@@ -361,3 +361,21 @@ async def test_a_nested_retry_does_not_disturb_the_outer_count() -> None:
         (2, ConnectionError),
         (1, ValueError),
     ]
+
+
+async def test_a_rejection_that_says_when_sets_the_wait() -> None:
+    """Retrying an open circuit waits exactly the time it says it stays open."""
+    call = Flaky(rs.CircuitOpenError(4.0, "db"), then="ok")
+    retry = rs.Retry(on=rs.CircuitOpenError, backoff=rs.Backoff.constant(0.1), budget=None)
+    assert await rs.Pipeline(retry).run(call) == "ok"
+    assert call.times[1] - call.times[0] == pytest.approx(4.0)
+
+
+async def test_a_nonsense_hint_falls_back_to_the_backoff() -> None:
+    for hint in (-1.0, math.nan, math.inf):
+        call = Flaky(ConnectionError(), then="ok")
+        retry = rs.Retry(
+            backoff=rs.Backoff.constant(0.5), delay_hint=lambda _, h=hint: h, budget=None
+        )
+        await rs.Pipeline(retry).run(call)
+        assert call.times[1] - call.times[0] == pytest.approx(0.5), hint

@@ -9,9 +9,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 STORM = Path(__file__).parent.parent / "benchmarks" / "storm.py"
 

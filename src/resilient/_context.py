@@ -60,6 +60,21 @@ class Context:
         self.idempotency_key: str | None = None
         self._attributes: dict[str, Any] | None = None
 
+    def fork(self) -> Context:
+        """A copy for a concurrent attempt of the same call (a hedge, say).
+
+        The copy shares the call, hooks, operation name and idempotency key and
+        starts from the same deadline, attempt number and attributes (copied), so
+        policies inside one attempt cannot disturb another.
+        """
+        twin = Context(self.fn, self.args, self.kwargs, self.dispatch, self.operation)
+        twin.deadline = self.deadline
+        twin.attempt = self.attempt
+        twin.idempotency_key = self.idempotency_key
+        if self._attributes is not None:
+            twin._attributes = dict(self._attributes)
+        return twin
+
     @property
     def attributes(self) -> dict[str, Any]:
         """Free-form values for policies, hooks and telemetry (made on first use)."""

@@ -36,7 +36,15 @@ class RejectedError(ResilienceError):
     """A policy refused to run the call, or abandoned it.
 
     Catch this to handle load shedding of every kind in one place.
+
+    Attributes:
+        retry_after: Seconds after which the policy expects to accept calls again,
+            or ``None`` if it cannot tell. `Retry` uses it as its next wait when it
+            retries a rejection.
+
     """
+
+    retry_after: float | None = None
 
 
 class DeadlineExceededError(RejectedError, TimeoutError):
@@ -59,15 +67,58 @@ class DeadlineExceededError(RejectedError, TimeoutError):
 
 
 class CircuitOpenError(RejectedError):
-    """A circuit breaker is open and refused the call."""
+    """A circuit breaker is open and refused the call.
+
+    Attributes:
+        retry_after: Seconds until the breaker lets a probe call through (0 when it
+            is half-open and all its probes are taken).
+        name: The breaker's name, or key for a keyed breaker.
+
+    """
+
+    def __init__(self, retry_after: float, name: str | None = None) -> None:
+        label = f"circuit {name!r}" if name else "the circuit"
+        super().__init__(f"{label} is open; it lets a call through in {retry_after:.3g} s")
+        self.retry_after = retry_after
+        self.name = name
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[object, ...]]:
+        return (type(self), (self.retry_after, self.name))
 
 
 class BulkheadFullError(RejectedError):
-    """A bulkhead had neither a free permit nor room in its queue."""
+    """A bulkhead had neither a free permit nor room in its queue, or the wait was too long.
+
+    Attributes:
+        limit: The bulkhead's concurrency limit.
+        queue: The bulkhead's queue size.
+
+    """
+
+    def __init__(self, limit: int, queue: int) -> None:
+        super().__init__(f"bulkhead full: {limit} calls running and {queue} waiting")
+        self.limit = limit
+        self.queue = queue
+
+    def __reduce__(self) -> tuple[type[BulkheadFullError], tuple[int, int]]:
+        return (type(self), (self.limit, self.queue))
 
 
 class RateLimitedError(RejectedError):
-    """A rate limiter refused the call."""
+    """A rate limiter refused the call.
+
+    Attributes:
+        retry_after: Seconds until the limiter would accept the call.
+
+    """
+
+    def __init__(self, retry_after: float | None) -> None:
+        after = "" if retry_after is None else f"; try again in {retry_after:.3g} s"
+        super().__init__(f"rate limit exceeded{after}")
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[RateLimitedError], tuple[float | None]]:
+        return (type(self), (self.retry_after,))
 
 
 class BudgetExhaustedError(RejectedError):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 
 from .._clock import now, sleep
+from .._exceptions import RejectedError
 from .._mode import testing_mode
 from .._outcome import Outcome
 from ..instrumentation._dispatch import GiveUpDetails, GiveUpReason, RetryDetails
@@ -71,6 +72,9 @@ class Retry:
       `Timeout`): waiting would only end in a timeout, so the caller gets the
       real error now;
     - the retry *budget* refuses.
+
+    A `RejectedError` that carries a ``retry_after`` (an open circuit, a rate
+    limit) sets the wait when no *delay_hint* does, if *on* retries it at all.
 
     Giving up hands the caller the last outcome unchanged: the last exception
     propagates as it was raised, or the last result is returned. Exceptions that
@@ -280,11 +284,12 @@ class Retry:
         state: tenacity.RetryCallState | None,
         previous: float,
     ) -> float:
-        if self.delay_hint is not None:
-            hint = self.delay_hint(outcome)
-            # A hint that is negative, NaN or infinite is ignored, not obeyed.
-            if hint is not None and 0 <= hint < math.inf:
-                return hint
+        hint = self.delay_hint(outcome) if self.delay_hint is not None else None
+        if hint is None and isinstance(outcome.exception, RejectedError):
+            hint = outcome.exception.retry_after  # an open breaker says when to come back
+        # A hint that is negative, NaN or infinite is ignored, not obeyed.
+        if hint is not None and 0 <= hint < math.inf:
+            return hint
         if isinstance(self.backoff, Backoff):
             return self.backoff.delay(attempt, previous)
         return self.backoff(state)  # type: ignore[arg-type]
