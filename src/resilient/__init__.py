@@ -17,9 +17,20 @@ from ._outcome import Outcome as Outcome
 from ._pipeline import Pipeline as Pipeline, Policy as Policy, Step as Step
 from ._version import __version__ as __version__
 from .policies._backoff import Backoff as Backoff, Jitter as Jitter
+from .policies._breaker import (
+    CircuitBreaker as CircuitBreaker,
+    CircuitBreakerStatistics as CircuitBreakerStatistics,
+    ConsecutiveFailures as ConsecutiveFailures,
+    CountWindow as CountWindow,
+    TimeWindow as TimeWindow,
+)
 from .policies._budget import (
     RetryBudget as RetryBudget,
     RetryBudgetStatistics as RetryBudgetStatistics,
+)
+from .policies._circuit import (
+    CircuitState as CircuitState,
+    CircuitTransition as CircuitTransition,
 )
 from .policies._retry import Retry as Retry
 from .policies._timeout import Timeout as Timeout
@@ -28,8 +39,14 @@ __all__ = [
     "Backoff",
     "BudgetExhaustedError",
     "BulkheadFullError",
+    "CircuitBreaker",
+    "CircuitBreakerStatistics",
     "CircuitOpenError",
+    "CircuitState",
+    "CircuitTransition",
+    "ConsecutiveFailures",
     "Context",
+    "CountWindow",
     "DeadlineExceededError",
     "Jitter",
     "Outcome",
@@ -42,6 +59,7 @@ __all__ = [
     "RetryBudget",
     "RetryBudgetStatistics",
     "Step",
+    "TimeWindow",
     "Timeout",
     "__version__",
 ]

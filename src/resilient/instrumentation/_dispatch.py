@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from .._outcome import Outcome
+    from ..policies._circuit import CircuitTransition
 
 __all__ = [
     "AttemptInfo",
@@ -130,6 +131,9 @@ class Hook:
     def on_timeout(self, details: TimeoutDetails) -> None:
         """A `Timeout` expired."""
 
+    def on_circuit_transition(self, transition: CircuitTransition) -> None:
+        """A circuit breaker changed state while serving a call."""
+
     def trace_call(self, info: CallInfo) -> AbstractContextManager[object] | None:
         """Return a context manager to hold open for the whole logical call."""
         del info
@@ -152,7 +156,15 @@ class Dispatch:
     truthiness check for it. Always true, even with no hooks.
     """
 
-    __slots__ = ("hooks", "on_give_up", "on_retry", "on_timeout", "trace_attempt", "trace_call")
+    __slots__ = (
+        "hooks",
+        "on_circuit_transition",
+        "on_give_up",
+        "on_retry",
+        "on_timeout",
+        "trace_attempt",
+        "trace_call",
+    )
 
     def __init__(self, hooks: Iterable[Hook]) -> None:
         self.hooks = tuple(hooks)
@@ -166,6 +178,9 @@ class Dispatch:
         self.on_retry = tuple(h.on_retry for h in self.hooks if _overrides(h, "on_retry"))
         self.on_give_up = tuple(h.on_give_up for h in self.hooks if _overrides(h, "on_give_up"))
         self.on_timeout = tuple(h.on_timeout for h in self.hooks if _overrides(h, "on_timeout"))
+        self.on_circuit_transition = tuple(
+            h.on_circuit_transition for h in self.hooks if _overrides(h, "on_circuit_transition")
+        )
         self.trace_call = tuple(h.trace_call for h in self.hooks if _overrides(h, "trace_call"))
         self.trace_attempt = tuple(
             h.trace_attempt for h in self.hooks if _overrides(h, "trace_attempt")

@@ -12,6 +12,8 @@ from ._dispatch import AttemptInfo, CallInfo, GiveUpDetails, Hook, RetryDetails,
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from ..policies._circuit import CircuitTransition
+
 __all__ = ["OpenTelemetryHook"]
 
 
@@ -30,7 +32,9 @@ class OpenTelemetryHook(Hook):
     Retries and give-ups are also added as events on the call's span.
 
     Metrics (counters, attribute ``resilient.operation``): ``resilient.retries``,
-    ``resilient.give_ups`` (plus ``resilient.reason``), ``resilient.timeouts``.
+    ``resilient.give_ups`` (plus ``resilient.reason``), ``resilient.timeouts``; and
+    ``resilient.circuit_transitions`` (attributes ``resilient.breaker`` and
+    ``resilient.state``, the new state).
 
     Only the OpenTelemetry *API* is used: without an SDK configured, spans and
     metrics are no-ops. The hook is opt-in (``set_hooks`` or ``Pipeline(hooks=)``)
@@ -58,6 +62,11 @@ class OpenTelemetryHook(Hook):
         )
         self._timeouts = meter.create_counter(
             "resilient.timeouts", unit="{timeout}", description="Timeouts that expired."
+        )
+        self._transitions = meter.create_counter(
+            "resilient.circuit_transitions",
+            unit="{transition}",
+            description="Circuit breaker state changes.",
         )
 
     def trace_call(self, info: CallInfo) -> AbstractContextManager[object]:
@@ -94,3 +103,12 @@ class OpenTelemetryHook(Hook):
     def on_timeout(self, details: TimeoutDetails) -> None:
         """Count the timeout."""
         self._timeouts.add(1, {"resilient.operation": details.operation})
+
+    def on_circuit_transition(self, transition: CircuitTransition) -> None:
+        """Count the transition and note it on the current span."""
+        attributes = {
+            "resilient.breaker": transition.name or "",
+            "resilient.state": transition.new.value,
+        }
+        self._transitions.add(1, attributes)
+        trace.get_current_span().add_event("resilient.circuit_transition", attributes)

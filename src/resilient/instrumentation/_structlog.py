@@ -10,6 +10,7 @@ from ._dispatch import GiveUpDetails, Hook, RetryDetails, TimeoutDetails
 
 if TYPE_CHECKING:
     from .._outcome import Outcome
+    from ..policies._circuit import CircuitTransition
 
 __all__ = ["StructlogHook"]
 
@@ -31,7 +32,9 @@ class StructlogHook(Hook):
     - ``resilient.retry_scheduled``: operation, attempt, delay, total_delay, and
       error/error_message or result (the type only);
     - ``resilient.gave_up``: operation, attempts, reason, and the same outcome keys;
-    - ``resilient.timed_out``: operation, timeout, attempt.
+    - ``resilient.timed_out``: operation, timeout, attempt;
+    - ``resilient.circuit_transition``: breaker, key, old, new, open_for (at
+      warning when a circuit opens, info otherwise).
 
     Args:
         logger: The logger to use; by default ``structlog.get_logger("resilient")``.
@@ -69,4 +72,16 @@ class StructlogHook(Hook):
             operation=details.operation,
             timeout=details.timeout,
             attempt=details.attempt,
+        )
+
+    def on_circuit_transition(self, transition: CircuitTransition) -> None:
+        """Log ``resilient.circuit_transition``."""
+        log = self._log.warning if transition.new.value in ("open", "isolated") else self._log.info
+        log(
+            "resilient.circuit_transition",
+            breaker=transition.name,
+            key=None if transition.key is None else repr(transition.key),
+            old=transition.old.value,
+            new=transition.new.value,
+            open_for=transition.open_for,
         )
