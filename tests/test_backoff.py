@@ -52,11 +52,11 @@ def test_every_delay_is_finite_and_within_zero_and_cap(
 def test_decorrelated_jitter_follows_its_formula(
     base: float, extra: float, previous: float, r: float
 ) -> None:
-    """delay = min(cap, uniform(base, 3 * previous)), never below base."""
+    """delay = min(cap, uniform(base, 3 * previous)), previous = base at first, never below base."""
     cap = base + extra
     backoff = rs.Backoff.exponential(base, cap=cap, jitter="decorrelated")
     delay = backoff.delay(5, previous, lambda: r)
-    high = min(cap, max(base, 3 * previous))
+    high = min(cap, 3 * max(base, previous))
     assert base <= delay <= high
     assert delay == pytest.approx(base + r * (high - base))
 
@@ -96,6 +96,16 @@ def test_schedules_without_jitter() -> None:
 def test_a_huge_attempt_number_stays_at_the_cap() -> None:
     """No OverflowError however long a call has retried."""
     assert rs.Backoff.exponential(1, cap=60, jitter="none").delay(10**9) == 60
+
+
+def test_decorrelated_jitter_spreads_even_the_first_retry() -> None:
+    """The first wait is uniform in [base, 3 * base], not base for every client."""
+    backoff = rs.Backoff.exponential(1.0, cap=100, jitter="decorrelated")
+    assert [backoff.delay(1, 0.0, lambda r=r: r) for r in (0.0, 0.5, 0.999)] == [
+        1.0,
+        2.0,
+        pytest.approx(2.998),
+    ]
 
 
 def test_jitter_scales_with_the_random_draw() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import math
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import tenacity
 
@@ -68,11 +70,16 @@ async def test_an_unmatched_exception_propagates_at_once() -> None:
 
 async def test_the_default_retries_connection_errors_and_timeouts_only() -> None:
     """The safe default: transient errors yes, programming errors no."""
-    assert rs.Retry().on == (ConnectionError, TimeoutError)
     for error, expected_calls in [
         (ConnectionResetError(), 2),
         (TimeoutError(), 2),
+        (asyncio.TimeoutError(), 2),
         (rs.DeadlineExceededError(1), 2),
+        (httpx.ConnectError("refused"), 2),
+        (httpx.ReadTimeout("slow"), 2),
+        (httpx.RemoteProtocolError("cut"), 2),
+        (httpx.UnsupportedProtocol("ftp"), 1),
+        (rs.CircuitOpenError(1.0), 1),
         (ValueError(), 1),
         (RuntimeError(), 1),
     ]:

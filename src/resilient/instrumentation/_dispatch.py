@@ -105,7 +105,8 @@ class TimeoutDetails:
     Attributes:
         operation: The call's name.
         timeout: The `Timeout`'s duration in seconds.
-        attempt: The attempt under way when it expired (1 outside any `Retry`).
+        attempt: The context's attempt number when it expired (that of the
+            innermost `Retry`; 1 outside any).
 
     """
 

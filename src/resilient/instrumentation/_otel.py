@@ -29,7 +29,9 @@ class OpenTelemetryHook(Hook):
       own work (an HTTP client's, say) nest under it.
 
     An exception that escapes a span is recorded on it and sets its status to error.
-    Retries and give-ups are also added as events on the call's span.
+    An attempt cut short by a `Timeout` ends in a cancellation, which OpenTelemetry
+    does not count as an error: the expiry is an event on the enclosing span.
+    Retries, give-ups and timeouts are added as events on the current span.
 
     Metrics (counters, attribute ``resilient.operation``): ``resilient.retries``,
     ``resilient.give_ups`` (plus ``resilient.reason``), ``resilient.timeouts``; and
@@ -101,8 +103,12 @@ class OpenTelemetryHook(Hook):
         )
 
     def on_timeout(self, details: TimeoutDetails) -> None:
-        """Count the timeout."""
+        """Count the timeout and note it on the current span."""
         self._timeouts.add(1, {"resilient.operation": details.operation})
+        trace.get_current_span().add_event(
+            "resilient.timed_out",
+            {"resilient.timeout": details.timeout, "resilient.attempt": details.attempt},
+        )
 
     def on_circuit_transition(self, transition: CircuitTransition) -> None:
         """Count the transition and note it on the current span."""

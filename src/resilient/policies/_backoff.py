@@ -38,14 +38,16 @@ class Backoff:
     ``"none"``        the wait itself
     ``"full"``        uniform in ``[0, wait]``
     ``"equal"``       ``wait / 2`` plus uniform in ``[0, wait / 2]``
-    ``"decorrelated"`` uniform in ``[base, 3 * previous]``, capped at *cap*
-                      (exponential only: it grows on its own)
+    ``"decorrelated"`` uniform in ``[base, 3 * previous]``, capped at *cap*, where
+                      *previous* is the last wait (*base* before the first):
+                      exponential only, it grows by 3 on its own and
+                      ignores *multiplier*
     ================  =====================================================
 
     Every wait is finite and in ``[0, cap]``.
 
     Raises:
-        TypeError: If a number is not a number, or *kind*/*jitter* not a string.
+        TypeError: If a number is not a number.
         ValueError: If a delay is negative, NaN or infinite, *cap* is below
             *base*, *multiplier* is below 1, or *kind*/*jitter* is unknown.
 
@@ -115,13 +117,16 @@ class Backoff:
 
         Args:
             attempt: The number of the attempt that failed.
-            previous: The previous wait of this call (decorrelated jitter grows from it).
+            previous: The previous wait of this call, 0 before the first
+                (decorrelated jitter grows from it, starting from *base*).
             rand: A source of floats in [0, 1).
 
         """
         base, cap = self.base, self.cap
         if self.jitter == "decorrelated":
-            high = min(cap, max(base, previous * 3.0))
+            # AWS's "sleep = min(cap, uniform(base, sleep * 3))" with sleep = base at
+            # first, so even the first retries of clients that failed together spread.
+            high = min(cap, max(base, previous) * 3.0)
             return base + rand() * (high - base)
         if self.kind == "constant":
             wait = base

@@ -153,7 +153,7 @@ class CircuitBreaker:
     ``open_for``              15.0 seconds, or a `Backoff` for the n-th opening in a row
     ``half_open_calls``       1, >= 1
     ``half_open_max_wait``    ``None``, else > 0
-    ``on``                    ``(ConnectionError, TimeoutError)``
+    ``on``                    ``DEFAULT_ON``, as for `Retry`
     ``on_result``             ``None``
     ``key``                   ``None``: one circuit
     ``max_keys``              1024, >= 1

@@ -33,10 +33,11 @@ class RetryBudgetStatistics:
 class RetryBudget:
     """A success-weighted token bucket that every retry must draw from.
 
-    This is gRPC's retry throttling, with one change: the first attempt of a call
-    never pays, only retries do. The bucket starts full with *max_tokens*; each
-    retry takes one token and is refused when less than one is left; each
-    successful call puts *ratio* back, up to *max_tokens*.
+    This is gRPC's retry throttling, with two changes: the first attempt of a call
+    never pays, only retries do (gRPC charges every failed attempt), and a retry
+    needs one whole token (gRPC stops at half the bucket). The bucket starts full
+    with *max_tokens*; each retry takes one token and is refused when less than
+    one is left; each successful call puts *ratio* back, up to *max_tokens*.
 
     So retries stay below ``ratio`` per success plus a burst of *max_tokens*:
 
@@ -49,7 +50,7 @@ class RetryBudget:
 
     A `Retry` makes its own budget unless given one; share one budget between
     retries to throttle them together. State lives in this object, for the calls
-    of one process (a fleet-wide budget is a later backend).
+    of one event loop: it takes no lock, so give each thread's loop its own.
 
     Args:
         ratio: Tokens earned per successful call, in (0, 1]. Default 0.2: at most

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import tenacity
 
 from .._clock import now, sleep
@@ -25,8 +27,15 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BACKOFF", "DEFAULT_ON", "Retry"]
 
-DEFAULT_ON: tuple[type[Exception], ...] = (ConnectionError, TimeoutError)
-"""Retried by default: connection failures and timeouts (ours included), nothing else."""
+DEFAULT_ON: tuple[type[Exception], ...] = (
+    ConnectionError,
+    TimeoutError,
+    asyncio.TimeoutError,  # not yet the builtin on 3.10
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+)
+"""Retried by default: connection failures and timeouts (ours and httpx's), nothing else."""
 
 DEFAULT_BACKOFF = Backoff.exponential(0.2, cap=5.0, jitter="full")
 """The default waits: full jitter over 0.2 s, 0.4 s, 0.8 s, ... capped at 5 s."""
@@ -68,7 +77,7 @@ class Retry:
 
     - no attempts are left, or a tenacity *stop* says stop;
     - the wait would take the waits of this call past *max_total_delay*;
-    - the wait would end after the call's deadline (set by an enclosing
+    - the wait would end at or after the call's deadline (set by an enclosing
       `Timeout`): waiting would only end in a timeout, so the caller gets the
       real error now;
     - the retry *budget* refuses.
@@ -88,7 +97,10 @@ class Retry:
     Option               Default
     ===================  ========================================================
     ``attempts``         4 (the first attempt and up to 3 retries)
-    ``on``               ``(ConnectionError, TimeoutError)``
+    ``on``               `DEFAULT_ON`: ``ConnectionError``, ``TimeoutError``
+                         (``asyncio.TimeoutError`` on 3.10), and httpx's
+                         ``TimeoutException``, ``NetworkError`` and
+                         ``RemoteProtocolError``
     ``on_result``        ``None``: no result is a failure
     ``backoff``          ``Backoff.exponential(0.2, cap=5.0, jitter="full")``
     ``stop``             ``None``
@@ -111,8 +123,9 @@ class Retry:
         budget: The `RetryBudget` retries draw from; ``None`` turns budgeting off.
         delay_hint: Given the failed attempt's `Outcome`, the wait the downstream
             asked for (a ``Retry-After``, say) or ``None`` to use *backoff*. The
-            hint replaces the backoff, but *max_total_delay* and the deadline
-            still apply.
+            hint replaces the backoff and is not capped here (the HTTP layer caps
+            ``Retry-After``), but *max_total_delay* and the deadline still apply;
+            a negative, NaN or infinite hint is ignored.
 
     Raises:
         TypeError: If an option has the wrong type.
