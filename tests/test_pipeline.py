@@ -227,3 +227,25 @@ def test_fork_copies_what_one_attempt_may_change() -> None:
     twin.attributes["x"] = 2
     assert ctx.deadline == 5.0
     assert ctx.attributes == {"x": 1}
+
+
+@pytest.mark.parametrize(("total", "attempt"), [(2.0, 2.0), (1.0, 5.0)])
+def test_an_attempt_timeout_not_shorter_than_the_total_is_refused(
+    total: float, attempt: float
+) -> None:
+    with pytest.raises(ValueError, match=r"attempt timeout Timeout\(.*\) inside Retry must be"):
+        rs.Pipeline(rs.Timeout(total), rs.Retry(), rs.Timeout(attempt))
+
+
+def test_coherent_timeouts_are_accepted() -> None:
+    rs.Pipeline(rs.Timeout(10), rs.Retry(), rs.Timeout(2))
+    rs.Pipeline(rs.Timeout(2), rs.Timeout(5))  # nested totals: the tighter wins, no retry
+    rs.Pipeline(rs.Retry(), rs.Timeout(5))  # no total at all
+
+
+def test_a_breaker_window_shorter_than_twice_the_timeout_warns() -> None:
+    breaker = rs.CircuitBreaker(window=rs.TimeWindow(3.0))
+    with pytest.warns(rs.PipelineWarning, match=r"TimeWindow\(3\) is shorter than twice"):
+        rs.Pipeline(rs.Retry(), breaker, rs.Timeout(2.0))
+    rs.Pipeline(rs.Retry(), rs.CircuitBreaker(window=rs.TimeWindow(4.0)), rs.Timeout(2.0))
+    rs.Pipeline(rs.CircuitBreaker(window=rs.CountWindow(5)), rs.Timeout(60.0))

@@ -10,6 +10,9 @@
         ├── RateLimitedError          a rate limiter refused the call
         └── BudgetExhaustedError      a budget refused work outright
 
+``PipelineWarning`` (a ``UserWarning``) flags a composition that works but is
+probably not what was meant.
+
 A failure of the wrapped call itself is never wrapped: when `Retry` runs out of
 attempts, of budget or of time, the call's own last exception propagates unchanged,
 so ``except httpx.ConnectError`` keeps working with or without `resilient`.
@@ -22,6 +25,7 @@ __all__ = [
     "BulkheadFullError",
     "CircuitOpenError",
     "DeadlineExceededError",
+    "PipelineWarning",
     "RateLimitedError",
     "RejectedError",
     "ResilienceError",
@@ -127,4 +131,14 @@ class BudgetExhaustedError(RejectedError):
     `Retry` never raises it: a retry its budget refuses ends the call with the
     call's own last outcome, as gRPC retry throttling and Envoy retry budgets do,
     so callers see the same error type whatever the budget's state.
+    """
+
+
+class PipelineWarning(UserWarning):
+    """A pipeline was composed in a way that works but is probably a mistake.
+
+    For example a circuit breaker whose time window is shorter than twice the
+    timeout of the calls it judges: a slow downstream then times out fewer calls
+    per window than the breaker needs to see. Turn it into an error with
+    ``warnings.simplefilter("error", resilient.PipelineWarning)``.
     """

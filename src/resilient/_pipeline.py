@@ -49,6 +49,15 @@ class Policy(Protocol):
         ...
 
 
+def _check_composition(policies: tuple[Policy, ...]) -> None:
+    # A policy that can judge its place implements check_composition(outer, inner);
+    # the core stays ignorant of which policies there are.
+    for i, policy in enumerate(policies):
+        check = getattr(policy, "check_composition", None)
+        if check is not None:
+            check(policies[:i], policies[i + 1 :])
+
+
 def _attempt(ctx: Context) -> Awaitable[Any]:
     """The innermost step: one attempt of the wrapped call."""
     # The call's own awaitable is returned as it is, not awaited in a coroutine of
@@ -87,6 +96,11 @@ class Pipeline:
 
     A pipeline inside a pipeline contributes its policies in place.
 
+    Incoherent compositions are refused here rather than discovered in
+    production: a per-attempt `Timeout` at least as long as the total one raises
+    ``ValueError``; a `CircuitBreaker` whose time window is shorter than twice the
+    timeout of the calls it judges warns with `PipelineWarning`.
+
     Args:
         *policies: The policies, outermost first.
         name: The operation name for logs and spans; by default the wrapped
@@ -96,6 +110,7 @@ class Pipeline:
 
     Raises:
         TypeError: If a policy does not implement `Policy`, or a hook is not a `Hook`.
+        ValueError: If the composition cannot work as written.
 
     """
 
@@ -123,6 +138,7 @@ class Pipeline:
             msg = f"name must be a str or None, got {type(name).__name__}"
             raise TypeError(msg)
         self.policies: tuple[Policy, ...] = tuple(flat)
+        _check_composition(self.policies)
         self._name = name
         self._dispatch = None if hooks is None else Dispatch(hooks)
         self._description = f"Pipeline({' > '.join(p.describe() for p in self.policies)})"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._clock import now
+from .._exceptions import PipelineWarning
 from ._backoff import Backoff
 from ._circuit import (
     Circuit,
@@ -18,6 +20,7 @@ from ._circuit import (
     TimeBuckets,
 )
 from ._retry import DEFAULT_ON, _matcher
+from ._timeout import Timeout
 from ._validate import check_count, check_seconds
 
 if TYPE_CHECKING:
@@ -286,6 +289,20 @@ class CircuitBreaker:
         )
         if not isinstance(self.open_for, Backoff):
             check_seconds("CircuitBreaker", "open_for", self.open_for, positive=True)
+
+    def check_composition(self, outer: Sequence[object], inner: Sequence[object]) -> None:
+        """Warn when the time window cannot see enough timed-out calls."""
+        del outer
+        if not isinstance(self.window, TimeWindow):
+            return
+        timeouts = [p.seconds for p in inner if isinstance(p, Timeout)]
+        if timeouts and self.window.seconds < 2 * max(timeouts):
+            msg = (
+                f"CircuitBreaker window TimeWindow({self.window.seconds:g}) is shorter than "
+                f"twice the Timeout({max(timeouts):g}) inside it: a hanging downstream times "
+                "out too few calls per window to open the circuit"
+            )
+            warnings.warn(msg, PipelineWarning, stacklevel=4)
 
     def describe(self) -> str:
         """E.g. ``CircuitBreaker(TimeWindow(seconds=30, buckets=10), failure_rate=0.5, ...)``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import tenacity
@@ -145,6 +145,9 @@ class Retry:
     delay_hint: Callable[[Outcome[Any]], float | None] | None = None
     _match: Callable[[BaseException], bool] = field(init=False, repr=False)
     _tenacity: bool = field(init=False, repr=False)
+
+    runs_attempts: ClassVar[bool] = True
+    """Policies inside a Retry run once per attempt (Pipeline validation reads this)."""
 
     def __post_init__(self) -> None:
         check_count("Retry", "attempts", self.attempts)

@@ -15,6 +15,8 @@ from ..instrumentation._dispatch import TimeoutDetails
 from ._validate import check_seconds
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .._context import Context
     from .._pipeline import Step
 
@@ -61,6 +63,22 @@ class Timeout:
 
     def __post_init__(self) -> None:
         check_seconds("Timeout", "seconds", self.seconds, positive=True)
+
+    def check_composition(self, outer: Sequence[object], inner: Sequence[object]) -> None:
+        """Refuse a per-attempt timeout that a total timeout outside it makes moot."""
+        del inner
+        for i in range(len(outer) - 1, -1, -1):
+            if getattr(outer[i], "runs_attempts", False):
+                totals = [p for p in outer[:i] if isinstance(p, Timeout)]
+                if totals and self.seconds >= min(t.seconds for t in totals):
+                    total = min(t.seconds for t in totals)
+                    msg = (
+                        f"the attempt timeout Timeout({self.seconds:g}) inside "
+                        f"{type(outer[i]).__name__} must be shorter than the total "
+                        f"Timeout({total:g}) outside it, or no attempt could be retried"
+                    )
+                    raise ValueError(msg)
+                return
 
     def describe(self) -> str:
         """E.g. ``Timeout(2)``."""
