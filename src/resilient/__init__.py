@@ -29,9 +29,14 @@ from .policies._budget import (
     RetryBudget as RetryBudget,
     RetryBudgetStatistics as RetryBudgetStatistics,
 )
+from .policies._bulkhead import Bulkhead as Bulkhead, BulkheadStatistics as BulkheadStatistics
 from .policies._circuit import (
     CircuitState as CircuitState,
     CircuitTransition as CircuitTransition,
+)
+from .policies._rate_limit import (
+    RateLimiter as RateLimiter,
+    RateLimiterStatistics as RateLimiterStatistics,
 )
 from .policies._retry import Retry as Retry
 from .policies._timeout import Timeout as Timeout
@@ -39,7 +44,9 @@ from .policies._timeout import Timeout as Timeout
 __all__ = [
     "Backoff",
     "BudgetExhaustedError",
+    "Bulkhead",
     "BulkheadFullError",
+    "BulkheadStatistics",
     "CircuitBreaker",
     "CircuitBreakerStatistics",
     "CircuitOpenError",
@@ -55,6 +62,8 @@ __all__ = [
     "PipelineWarning",
     "Policy",
     "RateLimitedError",
+    "RateLimiter",
+    "RateLimiterStatistics",
     "RejectedError",
     "ResilienceError",
     "Retry",

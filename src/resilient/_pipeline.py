@@ -200,10 +200,15 @@ class Pipeline:
         if not inspect.iscoroutinefunction(fn):
             msg = f"Pipeline decorates async functions; {fn!r} is not one"
             raise TypeError(msg)
-        start = self._start
+        own, name, entry, traced = self._dispatch, self._name, self._entry, self._traced
 
+        # The body of _start, inlined: this wrapper is the hot path of decorated calls.
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await start(fn, args, kwargs)  # type: ignore[no-any-return]
+            dispatch = own or _dispatch.installed or _dispatch.current()
+            ctx = Context(fn, args, kwargs, dispatch, name)
+            if dispatch.trace_call:
+                return await traced(ctx)  # type: ignore[no-any-return]
+            return await entry(ctx)  # type: ignore[no-any-return]
 
         return wrapper

@@ -210,6 +210,8 @@ class CircuitBreaker:
     _settings: CircuitSettings = field(init=False, repr=False)
     _circuits: OrderedDict[Hashable, Circuit] = field(init=False, repr=False)
     _forced: list[CircuitState] = field(init=False, repr=False)
+    _timed: bool = field(init=False, repr=False)
+    _single: Circuit | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._validate()
@@ -239,6 +241,10 @@ class CircuitBreaker:
         object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_circuits", OrderedDict())
         object.__setattr__(self, "_forced", [CircuitState.CLOSED])
+        # Whether recording a success needs the clock: the hot path skips it if not.
+        timed = isinstance(window, TimeWindow) or self.slow_call_duration is not None
+        object.__setattr__(self, "_timed", timed)
+        object.__setattr__(self, "_single", None if self.key is not None else self._circuit(None))
 
     def _validate(self) -> None:
         if not isinstance(self.window, (CountWindow, TimeWindow, ConsecutiveFailures)):
@@ -346,7 +352,7 @@ class CircuitBreaker:
 
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* if the circuit admits it, and record its outcome."""
-        circuit = self._circuit(None if self.key is None else self.key(ctx))
+        circuit = self._single or self._circuit(self.key(ctx))  # type: ignore[misc]
         hooks = ctx.dispatch.on_circuit_transition
         # A closed circuit admits without reading the clock: the hot path.
         epoch = (
@@ -361,8 +367,14 @@ class CircuitBreaker:
         except BaseException:
             circuit.release(epoch)
             raise
-        failure = self.on_result is not None and bool(self.on_result(result))
-        self._record(circuit, epoch, start, failure=failure, hooks=hooks)
+        if self.on_result is not None and self.on_result(result):
+            self._record(circuit, epoch, start, failure=True, hooks=hooks)
+        elif self._timed:
+            self._record(circuit, epoch, start, failure=False, hooks=hooks)
+        else:
+            circuit.record_success(
+                epoch, 0.0 if circuit.state is CircuitState.CLOSED else now(), hooks
+            )
         return result
 
     def _record(

@@ -69,8 +69,14 @@ class CircuitTransition:
 class Window(Protocol):
     """Outcomes of recent calls, as running totals."""
 
+    timed: bool
+    """Whether the window needs the time (a count window does not)."""
+
     def add(self, now: float, *, failure: bool, slow: bool) -> None:
         """Record one call's outcome."""
+
+    def add_success(self, now: float) -> None:
+        """Record a call that neither failed nor was slow (the hot path)."""
 
     def totals(self, now: float) -> tuple[int, int, int]:
         """Calls, failures and slow calls now in the window."""
@@ -83,6 +89,7 @@ class CountRing:
     """The last *size* outcomes, in a ring of bytes; O(1) per call."""
 
     __slots__ = ("_next", "_ring", "calls", "failures", "slow")
+    timed = False
 
     def __init__(self, size: int) -> None:
         self._ring = bytearray(size)  # per slot: 1 recorded | 2 failure | 4 slow
@@ -103,6 +110,21 @@ class CountRing:
         i += 1
         self._next = 0 if i == len(ring) else i
 
+    def add_success(self, now: float) -> None:  # noqa: ARG002 -- Window
+        ring, i = self._ring, self._next
+        old = ring[i]
+        if old == 1:  # a success replaces a success: the totals stay
+            pass
+        else:
+            if old:
+                self.failures -= (old >> 1) & 1
+                self.slow -= (old >> 2) & 1
+            else:
+                self.calls += 1
+            ring[i] = 1
+        i += 1
+        self._next = 0 if i == len(ring) else i
+
     def totals(self, now: float) -> tuple[int, int, int]:  # noqa: ARG002 -- Window
         return self.calls, self.failures, self.slow
 
@@ -120,6 +142,7 @@ class TimeBuckets:
     """
 
     __slots__ = ("_calls", "_current", "_failures", "_slow", "_width", "calls", "failures", "slow")
+    timed = True
 
     def __init__(self, seconds: float, buckets: int) -> None:
         self._width = seconds / buckets
@@ -155,6 +178,10 @@ class TimeBuckets:
         self.failures += failure
         self.slow += slow
 
+    def add_success(self, now: float) -> None:
+        self._calls[self._advance(now) % len(self._calls)] += 1
+        self.calls += 1
+
     def totals(self, now: float) -> tuple[int, int, int]:
         self._advance(now)
         return self.calls, self.failures, self.slow
@@ -172,9 +199,13 @@ class ConsecutiveCounter:
     """Failures in a row; a success starts the count again."""
 
     __slots__ = ("calls", "failures", "slow")
+    timed = False
 
     def __init__(self) -> None:
         self.calls = self.failures = self.slow = 0
+
+    def add_success(self, now: float) -> None:  # noqa: ARG002 -- Window
+        self.calls = self.failures = 0
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:  # noqa: ARG002 -- Window
         self.calls += 1
@@ -290,6 +321,15 @@ class Circuit:
             self._probe_slow += slow
             if self._probes_done >= self._settings.half_open_calls:
                 self._decide(now, hooks)
+
+    def record_success(self, epoch: int, now: float, hooks: Hooks = ()) -> None:
+        """`record` of a call that neither failed nor was slow: the hot path."""
+        if epoch != self.epoch:
+            return
+        if self.state is CircuitState.CLOSED:
+            self.window.add_success(now)  # a success never opens the circuit
+        else:
+            self.record(epoch, now, failure=False, slow=False, hooks=hooks)
 
     def release(self, epoch: int) -> None:
         """A call admitted in *epoch* ended without an outcome: free its probe slot."""
