@@ -249,3 +249,9 @@ def test_a_breaker_window_shorter_than_twice_the_timeout_warns() -> None:
         rs.Pipeline(rs.Retry(), breaker, rs.Timeout(2.0))
     rs.Pipeline(rs.Retry(), rs.CircuitBreaker(window=rs.TimeWindow(4.0)), rs.Timeout(2.0))
     rs.Pipeline(rs.CircuitBreaker(window=rs.CountWindow(5)), rs.Timeout(60.0))
+
+
+def test_a_timeout_inside_hedging_is_an_attempt_timeout() -> None:
+    with pytest.raises(ValueError, match=r"Timeout\(3\) inside Hedging must be shorter"):
+        rs.Pipeline(rs.Timeout(2), rs.Hedging(delay=0.5), rs.Timeout(3))
+    rs.Pipeline(rs.Timeout(2), rs.Hedging(delay=0.5), rs.Timeout(1))

@@ -34,6 +34,8 @@ from .policies._circuit import (
     CircuitState as CircuitState,
     CircuitTransition as CircuitTransition,
 )
+from .policies._fallback import Fallback as Fallback
+from .policies._hedging import Hedging as Hedging
 from .policies._rate_limit import (
     RateLimiter as RateLimiter,
     RateLimiterStatistics as RateLimiterStatistics,
@@ -56,6 +58,8 @@ __all__ = [
     "Context",
     "CountWindow",
     "DeadlineExceededError",
+    "Fallback",
+    "Hedging",
     "Jitter",
     "Outcome",
     "Pipeline",

@@ -19,7 +19,8 @@ from ._circuit import (
     CountRing,
     TimeBuckets,
 )
-from ._retry import DEFAULT_ON, _matcher
+from ._predicates import exception_matcher
+from ._retry import DEFAULT_ON
 from ._timeout import Timeout
 from ._validate import check_count, check_seconds
 
@@ -215,7 +216,7 @@ class CircuitBreaker:
 
     def __post_init__(self) -> None:
         self._validate()
-        object.__setattr__(self, "_match", _matcher(self.on))
+        object.__setattr__(self, "_match", exception_matcher("CircuitBreaker", self.on))
         window = self.window
         if isinstance(window, CountWindow):
             size = window.size

@@ -17,6 +17,7 @@ from .._outcome import Outcome
 from ..instrumentation._dispatch import GiveUpDetails, GiveUpReason, RetryDetails
 from ._backoff import Backoff
 from ._budget import RetryBudget
+from ._predicates import exception_matcher
 from ._validate import check_count, check_seconds
 
 if TYPE_CHECKING:
@@ -39,31 +40,6 @@ DEFAULT_ON: tuple[type[Exception], ...] = (
 
 DEFAULT_BACKOFF = Backoff.exponential(0.2, cap=5.0, jitter="full")
 """The default waits: full jitter over 0.2 s, 0.4 s, 0.8 s, ... capped at 5 s."""
-
-
-def _is_exception_type(value: Any) -> bool:
-    return isinstance(value, type) and issubclass(value, BaseException)
-
-
-def _matcher(on: Any) -> Callable[[BaseException], bool]:
-    if _is_exception_type(on):
-        return lambda exc: isinstance(exc, on)
-    if isinstance(on, tuple):
-        for i, item in enumerate(on):
-            if not _is_exception_type(item):
-                msg = f"Retry: on[{i}] must be an exception class, got {item!r}"
-                raise TypeError(msg)
-        if not on:
-            msg = "Retry: on must name at least one exception class, got ()"
-            raise ValueError(msg)
-        return lambda exc: isinstance(exc, on)
-    if callable(on):
-        return on  # type: ignore[no-any-return]
-    msg = (
-        "Retry: on must be an exception class, a tuple of them, or a predicate "
-        f"taking the exception; got {on!r} ({type(on).__name__})"
-    )
-    raise TypeError(msg)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -151,7 +127,7 @@ class Retry:
 
     def __post_init__(self) -> None:
         check_count("Retry", "attempts", self.attempts)
-        object.__setattr__(self, "_match", _matcher(self.on))
+        object.__setattr__(self, "_match", exception_matcher("Retry", self.on))
         # tenacity's wait_* and stop_* need a RetryCallState, which needs the start time.
         object.__setattr__(
             self, "_tenacity", self.stop is not None or not isinstance(self.backoff, Backoff)

@@ -1,0 +1,268 @@
+"""`Hedging`: start another attempt when the ones under way are slow or failing.
+
+**For idempotent operations only**: several attempts of one call run at once, and
+the losers are cancelled, not undone. Whatever a cancelled attempt already did at
+the downstream stays done.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+
+from .._clock import now
+from .._mode import testing_mode
+from .._outcome import Outcome
+from ._budget import RetryBudget
+from ._predicates import exception_matcher
+from ._retry import DEFAULT_ON
+from ._validate import check_count
+
+if sys.version_info < (3, 11):  # pragma: no cover -- a builtin from 3.11
+    from exceptiongroup import BaseExceptionGroup
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .._context import Context
+    from .._pipeline import Step
+
+__all__ = ["MAX_ATTEMPTS", "Hedging"]
+
+MAX_ATTEMPTS = 10
+"""The most attempts one call may make under `Hedging`, the first included."""
+
+
+def _check_delay(value: Any) -> None:
+    allowed = "a number >= 0 (math.inf: hedge only after a failure)"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"Hedging: delay must be {allowed}, got {value!r} ({type(value).__name__})"
+        raise TypeError(msg)
+    if math.isnan(value) or value < 0:
+        msg = f"Hedging: delay must be {allowed}, got {value!r}"
+        raise ValueError(msg)
+
+
+def _fatal_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The first exception in *group* (nested groups included) that is not a cancellation."""
+    cancelled = anyio.get_cancelled_exc_class()
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            leaf = _fatal_leaf(exc)
+            if leaf is not None:
+                return leaf
+        elif not isinstance(exc, cancelled):
+            return exc
+    return None
+
+
+class _Race:
+    """The state of one hedged call, shared by its attempts and the task that starts them."""
+
+    __slots__ = ("cancel", "decided", "last_failure", "unanswered", "wake")
+
+    def __init__(self, cancel: anyio.CancelScope) -> None:
+        self.cancel = cancel
+        self.decided: Outcome[Any] | None = None  # the winner, or a fatal exception
+        self.last_failure: Outcome[Any] | None = None
+        self.unanswered = 0  # failed attempts not yet answered by a new hedge
+        self.wake = anyio.Event()
+
+    def failed(self, outcome: Outcome[Any]) -> None:
+        if self.decided is None:
+            self.last_failure = outcome
+            self.unanswered += 1
+
+    def decide(self, outcome: Outcome[Any]) -> None:
+        if self.decided is None:
+            self.decided = outcome
+            self.cancel.cancel()  # the other attempts, and the wait for the next hedge
+
+    async def next_hedge_due(self, delay: float) -> bool:
+        """Wait until an attempt fails or *delay* passes; False if the call is decided."""
+        if not self.unanswered and self.decided is None and delay > 0:
+            self.wake = anyio.Event()
+            # A deadline of math.inf never fires: only a failure wakes us.
+            with anyio.CancelScope(deadline=now() + delay):
+                await self.wake.wait()
+        if self.decided is not None:
+            return False
+        if self.unanswered:
+            self.unanswered -= 1
+        return True
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Hedging:
+    """Start another attempt of the call when the attempts under way are slow or fail.
+
+    .. warning::
+       **Hedge idempotent operations only.** Several attempts of one call run at
+       the same time, and the losers are cancelled, not undone: a request a loser
+       already sent may still be processed by the downstream. Every attempt
+       carries the call's idempotency key; a downstream that honours it makes
+       hedged POSTs safe, nothing else does.
+
+    The first attempt starts at once. The next one starts when *delay* seconds
+    have passed since the last one started, or as soon as an attempt fails,
+    whichever comes first, until *max_attempts* have started. So *delay* chooses
+    the mode:
+
+    - ``delay > 0``: latency mode, a hedge for calls slower than *delay* (set it
+      near the downstream's 95th percentile latency);
+    - ``delay=0``: parallel mode, all *max_attempts* start at once;
+    - ``delay=math.inf``: failover mode, one attempt at a time, the next only
+      after a failure (a `Retry` without waits).
+
+    An attempt failed if it raised an exception that *on* matches, or returned a
+    result for which *on_result* is true; any other result is acceptable. The
+    first acceptable result wins: the other attempts are cancelled, and their
+    cleanup has finished when the call returns. An exception *on* does not match
+    is fatal: it cancels the other attempts and propagates as it was raised. If
+    every attempt fails, the caller gets the failure that came last, unchanged:
+    the exception propagates as it was raised, or the result is returned. Errors
+    never reach the caller wrapped in an ``ExceptionGroup``.
+
+    Each attempt runs the rest of the pipeline with its own ``ctx.fork()``, whose
+    ``attempt`` is 1, 2, ... in the order attempts start; all of them share the
+    call's idempotency key and deadline. Cancelling the call (an enclosing
+    `Timeout`, say) cancels every attempt and waits for them to finish.
+
+    Every hedge (each attempt after the first) takes a token from *budget*, as
+    retries do, and each call won by an acceptable result earns tokens back. When
+    the budget refuses, the call starts no more hedges: the attempts under way
+    carry on alone. In testing mode (`resilient.testing.set_testing`) a call makes
+    at most the mode's *attempts*; the delay is kept. Per-call state lives in local
+    variables, so one `Hedging` serves any number of concurrent calls.
+
+    ================  ===========================================================
+    Option            Default
+    ================  ===========================================================
+    ``delay``         none: required, a number >= 0 or ``math.inf``
+    ``max_attempts``  2 (the first attempt and one hedge); from 2 to 10
+    ``on``            `Retry`'s default: connection failures and timeouts
+    ``on_result``     ``None``: every result is acceptable
+    ``budget``        a new ``RetryBudget()`` per `Hedging` (ratio 0.2, 10 tokens)
+    ================  ===========================================================
+
+    Args:
+        delay: Seconds to wait for an attempt before starting the next one:
+            0 starts all attempts at once, ``math.inf`` starts the next one only
+            when an attempt fails. There is no default: the right value depends
+            on the downstream's latency, and a wrong guess multiplies its load.
+        max_attempts: Attempts in all, the first included; an int from 2 to 10.
+        on: Which exceptions are failures worth a hedge: an exception class, a
+            tuple of them, or a predicate on the exception. The default is
+            `Retry`'s (``resilient.policies._retry.DEFAULT_ON``).
+        on_result: A predicate on a returned value: true means the attempt failed.
+        budget: The `RetryBudget` hedges draw from; ``None`` turns budgeting off.
+            Share one with a `Retry` to throttle retries and hedges together (a
+            call that succeeds then earns *ratio* in each of them).
+
+    Raises:
+        TypeError: If an option has the wrong type.
+        ValueError: If an option is out of range.
+
+    """
+
+    delay: float
+    max_attempts: int = 2
+    on: type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool] = (
+        DEFAULT_ON
+    )
+    on_result: Callable[[Any], bool] | None = None
+    budget: RetryBudget | None = field(default_factory=RetryBudget)
+    _match: Callable[[BaseException], bool] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_delay(self.delay)
+        check_count("Hedging", "max_attempts", self.max_attempts, minimum=2)
+        if self.max_attempts > MAX_ATTEMPTS:
+            msg = (
+                f"Hedging: max_attempts must be an int <= {MAX_ATTEMPTS}, got {self.max_attempts!r}"
+            )
+            raise ValueError(msg)
+        object.__setattr__(self, "_match", exception_matcher("Hedging", self.on))
+        if self.on_result is not None and not callable(self.on_result):
+            msg = f"Hedging: on_result must be callable or None, got {self.on_result!r}"
+            raise TypeError(msg)
+        if self.budget is not None and not isinstance(self.budget, RetryBudget):
+            msg = f"Hedging: budget must be a RetryBudget or None, got {self.budget!r}"
+            raise TypeError(msg)
+
+    runs_attempts: ClassVar[bool] = True
+    """Policies inside Hedging run once per attempt (Pipeline validation reads this)."""
+
+    def describe(self) -> str:
+        """E.g. ``Hedging(max_attempts=2, delay=0.1, budget=RetryBudget(...))``."""
+        budget = self.budget.describe() if self.budget else None
+        return f"Hedging(max_attempts={self.max_attempts}, delay={self.delay:g}, budget={budget})"
+
+    async def execute(self, next_step: Step, ctx: Context) -> Any:
+        """Run *next_step* in hedged attempts; return the first acceptable result."""
+        attempts = self.max_attempts
+        mode = testing_mode.get()
+        if mode is not None and mode.attempts is not None:
+            attempts = min(attempts, mode.attempts)
+        try:
+            async with anyio.create_task_group() as tg:
+                race = _Race(tg.cancel_scope)
+                attempt = 1
+                while True:
+                    twin = ctx.fork()
+                    twin.attempt = attempt
+                    tg.start_soon(self._attempt, next_step, twin, race)
+                    if attempt >= attempts or not await race.next_hedge_due(self.delay):
+                        break
+                    if self.budget is not None and not self.budget.try_retry():
+                        break
+                    attempt += 1
+        except BaseExceptionGroup as group:
+            # Raised by a predicate, or a BaseException (not an Exception) of an
+            # attempt: the caller gets that exception, not the group around it.
+            fatal = _fatal_leaf(group)
+            if fatal is None:  # pragma: no cover -- anyio raises lone cancellations bare
+                raise
+        else:
+            fatal = None
+        if fatal is not None:
+            raise fatal
+        return self._verdict(race)
+
+    def _verdict(self, race: _Race) -> Any:
+        """What the caller gets once every attempt has finished."""
+        if race.decided is not None:
+            if race.decided.exception is not None:
+                raise race.decided.exception
+            if self.budget is not None:
+                self.budget.record_success()
+            return race.decided.result
+        outcome = race.last_failure
+        if outcome is None:  # pragma: no cover -- every attempt finishes decided or failed
+            msg = "Hedging: no attempt finished"
+            raise RuntimeError(msg)
+        if outcome.exception is not None:
+            raise outcome.exception
+        return outcome.result
+
+    async def _attempt(self, next_step: Step, ctx: Context, race: _Race) -> None:
+        """One attempt: run it, judge its outcome, and wake the task that starts hedges."""
+        try:
+            try:
+                result = await next_step(ctx)
+            except Exception as exc:  # noqa: BLE001 -- judged here; execute() raises fatal ones
+                if self._match(exc):
+                    race.failed(Outcome(exception=exc))
+                else:
+                    race.decide(Outcome(exception=exc))
+                return
+            if self.on_result is not None and self.on_result(result):
+                race.failed(Outcome(result))
+            else:
+                race.decide(Outcome(result))
+        finally:
+            race.wake.set()
