@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import resilient as rs
@@ -239,3 +240,72 @@ def test_invalid_seconds_are_refused(value: object, error: type[Exception]) -> N
     """The message names the field, the value and the allowed range."""
     with pytest.raises(error, match=r"Timeout: seconds must be a finite number > 0, got"):
         rs.Timeout(value)  # type: ignore[arg-type]
+
+
+async def test_concurrent_calls_each_expire_at_their_own_deadline() -> None:
+    """Calls started at different times through one Timeout time out in turn, on time."""
+    timeout = rs.Timeout(10.0)
+    pipeline = rs.Pipeline(timeout, hooks=[])
+    ended: dict[int, tuple[str, float]] = {}
+    start = now()
+
+    async def work(i: int) -> None:
+        await anyio.sleep(5.0 if i % 2 else 50.0)  # odd calls are quick enough
+
+    async def call(i: int) -> None:
+        await anyio.sleep(i)  # staggered starts: call i starts at t = i
+        try:
+            await pipeline.run(work, i)
+        except rs.DeadlineExceededError:
+            ended[i] = ("timeout", now() - start)
+        else:
+            ended[i] = ("ok", now() - start)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(call, i)
+    for i in range(20):
+        expected = ("ok", i + 5.0) if i % 2 else ("timeout", i + 10.0)
+        assert ended[i] == (expected[0], pytest.approx(expected[1])), i
+
+
+async def test_finished_calls_behind_a_long_one_do_not_pile_up(anyio_backend_name: str) -> None:
+    """A long call at the head of the queue does not make memory grow with traffic."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("the deadline lanes are asyncio's; trio uses its own cancel scopes")
+    timeout = rs.Timeout(60.0)
+    pipeline = rs.Pipeline(timeout, hooks=[])
+
+    async def quick() -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def slow() -> None:
+        await anyio.sleep(30)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pipeline.run, slow)
+        await anyio.sleep(0.1)
+        for _ in range(5000):
+            await pipeline.run(quick)
+        (lane,) = timeout._lanes.values()
+        assert lane.live == 1
+        assert len(lane.entries) <= 2 * lane.live + 64
+    assert all(lane.live == 0 for lane in timeout._lanes.values())
+
+
+def test_one_timeout_serves_successive_event_loops() -> None:
+    timeout = rs.Timeout(1.0)
+
+    async def hang() -> None:
+        await anyio.sleep(5)
+
+    async def main() -> str:
+        try:
+            await rs.Pipeline(timeout, hooks=[]).run(hang)
+        except rs.DeadlineExceededError:
+            return "timeout"
+        return "returned"
+
+    from resilient.testing import run
+
+    assert [run(main), run(main), run(main, backend="trio")] == ["timeout"] * 3

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import weakref
 from asyncio import CancelledError, _get_running_loop
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -23,16 +25,79 @@ if TYPE_CHECKING:
 __all__ = ["Timeout"]
 
 
-class _Expiry:
-    __slots__ = ("fired", "task")
+_RUNNING, _FIRED, _DONE = 0, 1, 2
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
+
+class _Entry:
+    """One call's deadline in a lane."""
+
+    __slots__ = ("deadline", "state", "task")
+
+    def __init__(self, deadline: float, task: asyncio.Task[Any]) -> None:
+        self.deadline = deadline
         self.task = task
-        self.fired = False
+        self.state = _RUNNING
 
-    def __call__(self) -> None:
-        self.fired = True
-        self.task.cancel()
+
+class _Lane:
+    """The deadlines of one `Timeout`'s calls on one event loop, under one loop timer.
+
+    Every call through one Timeout gets ``loop.time() + seconds``, so deadlines
+    fall due in the order the calls started: a FIFO queue replaces asyncio's
+    timer heap, and a call costs an append and a flag instead of a timer handle
+    scheduled and cancelled (the bulk of asyncio.timeout()'s cost). One timer
+    waits for the oldest deadline still running; when it fires it cancels every
+    call whose deadline has passed and re-arms for the next.
+    """
+
+    __slots__ = ("armed_for", "entries", "handle", "live", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.entries: deque[_Entry] = deque()
+        self.live = 0
+        self.handle: asyncio.TimerHandle | None = None
+        self.armed_for = 0.0
+
+    def add(self, entry: _Entry) -> None:
+        self.entries.append(entry)
+        self.live += 1
+        if self.handle is None:
+            self._arm(entry.deadline)
+
+    def finish(self, entry: _Entry) -> None:
+        entry.state = _DONE
+        self.live -= 1
+        entries = self.entries
+        while entries and entries[0].state == _DONE:
+            entries.popleft()
+        # Finished calls queued behind a long-running one would pile up: drop
+        # them once they outnumber the running ones (amortised O(1)).
+        if len(entries) > 2 * self.live + 64:
+            self.entries = deque(e for e in entries if e.state != _DONE)
+        # The timer is left armed even when nothing runs: re-arming it for each
+        # call would cost what this lane saves. A stale timer fires once, idle.
+
+    def _arm(self, deadline: float) -> None:
+        self.armed_for = deadline
+        self.handle = self.loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        # The loop runs a timer slightly early (within its clock resolution), so
+        # what is due is judged against the time the timer was armed for.
+        due = max(self.loop.time(), self.armed_for)
+        entries = self.entries
+        while entries:
+            entry = entries[0]
+            if entry.state == _RUNNING:
+                if entry.deadline > due:
+                    break
+                entry.state = _FIRED
+                entry.task.cancel()
+            entries.popleft()
+        self.handle = None
+        if entries:
+            self._arm(entries[0].deadline)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,9 +125,15 @@ class Timeout:
     """
 
     seconds: float
+    _lanes: dict[asyncio.AbstractEventLoop, _Lane] = field(init=False, repr=False)
+    _last: list[_Lane | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_seconds("Timeout", "seconds", self.seconds, positive=True)
+        object.__setattr__(self, "_lanes", weakref.WeakKeyDictionary())
+        # The lane last used: a process usually runs one loop, and a weak
+        # dictionary lookup costs more than the rest of this policy.
+        object.__setattr__(self, "_last", [None])
 
     def check_composition(self, outer: Sequence[object], inner: Sequence[object]) -> None:
         """Refuse a per-attempt timeout that a total timeout outside it makes moot."""
@@ -91,32 +162,38 @@ class Timeout:
         # without it (and on trio) anyio keeps that account.
         if loop is None or sys.version_info < (3, 11):
             return await self._execute_anyio(next_step, ctx)
-        # On asyncio arm one loop timer, as asyncio.timeout() does, with less
-        # bookkeeping: this sits on the hot path of every call.
-        deadline = loop.time() + self.seconds
-        outer = ctx.deadline
         task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover -- await always runs inside a task
             return await next_step(ctx)
-        expiry = _Expiry(task)
+        lane = self._last[0]
+        if lane is None or lane.loop is not loop:
+            lane = self._lanes.get(loop)
+            if lane is None:
+                lane = self._lanes[loop] = _Lane(loop)
+            self._last[0] = lane
+        deadline = loop.time() + self.seconds
+        entry = _Entry(deadline, task)
         cancelling = task.cancelling()
-        handle = loop.call_at(deadline, expiry)
+        lane.add(entry)
+        outer = ctx.deadline
         if outer is None or deadline < outer:
             ctx.deadline = deadline
         try:
             return await next_step(ctx)
         except CancelledError as exc:
-            if expiry.fired:
-                expiry.fired = False
+            # As asyncio.timeout() does: the cancellation is ours only if nobody
+            # else asked for one too (uncancel() counts the requests).
+            if entry.state == _FIRED:
+                entry.state = _RUNNING
                 if task.uncancel() <= cancelling:
                     raise self._expired(ctx) from exc
             raise
         finally:
-            handle.cancel()
             ctx.deadline = outer
-            if expiry.fired:
+            if entry.state == _FIRED:
                 # It fired, but the call ended without seeing the cancellation.
                 task.uncancel()
+            lane.finish(entry)
 
     async def _execute_anyio(self, next_step: Step, ctx: Context) -> Any:
         deadline = anyio.current_time() + self.seconds
