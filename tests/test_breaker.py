@@ -123,9 +123,10 @@ async def test_half_open_admits_the_permitted_probes_and_rejects_the_rest() -> N
             tg.start_soon(run_probe)
         await anyio.sleep(0.1)
         assert cb.state() is HALF_OPEN
-        with pytest.raises(rs.CircuitOpenError) as info:
+        with pytest.raises(rs.CircuitOpenError, match="half-open and all its probe") as info:
             await pipeline.run(ok)
-        assert info.value.retry_after == 0.0
+        assert info.value.retry_after is None  # unknown: an outer Retry uses its backoff
+        assert info.value.state == "half_open"
         release.set()
     assert results == ["ok"] * 4
     assert cb.state() is CLOSED
@@ -319,10 +320,12 @@ async def test_isolate_reset_and_disable() -> None:
     pipeline = rs.Pipeline(cb, hooks=[])
     await call(pipeline)
     cb.isolate()
-    with pytest.raises(rs.CircuitOpenError) as info:
+    with pytest.raises(rs.CircuitOpenError, match="is isolated") as info:
         await pipeline.run(ok)
-    assert info.value.retry_after == math.inf
+    assert info.value.retry_after is None
+    assert cb.statistics().retry_after == math.inf
     cb.reset()
+    cb.reset()  # already closed: no transition to report
     assert await call(pipeline) == "ok"
     cb.disable()
     for _ in range(10):
@@ -398,8 +401,7 @@ def test_describe() -> None:
     assert rs.CircuitBreaker(
         window=rs.ConsecutiveFailures(3), name="db", key=lambda _: 1, slow_call_duration=2
     ).describe() == (
-        "CircuitBreaker('db', ConsecutiveFailures(3), slow_call_duration=2, "
-        "slow_call_rate=1, open_for=15, keyed, max_keys=1024)"
+        "CircuitBreaker('db', ConsecutiveFailures(3), open_for=15, keyed, max_keys=1024)"
     )
 
 
@@ -433,6 +435,17 @@ def test_describe() -> None:
         ({"key": "host"}, TypeError, r"CircuitBreaker: key must be callable or None"),
         ({"name": 5}, TypeError, r"CircuitBreaker: name must be a str or None"),
         ({"listeners": [1]}, TypeError, r"listeners\[0\] must be callable"),
+        ({"listeners": print}, TypeError, r"listeners must be a sequence of callables"),
+        (
+            {"window": rs.CountWindow(10), "min_calls": 11},
+            ValueError,
+            r"min_calls must be <= the CountWindow size \(10\), got 11: the circuit could never",
+        ),
+        (
+            {"open_for": rs.Backoff.constant(0)},
+            ValueError,
+            r"open_for as a Backoff needs base > 0",
+        ),
         ({"on": ()}, ValueError, r"on must name at least one exception class"),
     ],
 )
@@ -455,3 +468,10 @@ def test_invalid_options_are_refused(
 def test_invalid_windows_are_refused(build: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_listeners_given_as_a_generator_are_kept() -> None:
+    heard: list[rs.CircuitTransition] = []
+    cb = rs.CircuitBreaker(listeners=(f for f in [heard.append]))
+    cb.isolate()
+    assert [t.new for t in heard] == [rs.CircuitState.ISOLATED]

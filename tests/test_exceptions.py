@@ -53,6 +53,7 @@ def test_the_docstring_draws_the_tree() -> None:
     ("error", "retry_after", "text"),
     [
         (rs.CircuitOpenError(2.5, "payments"), 2.5, "circuit 'payments' is open"),
+        (rs.CircuitOpenError(None, "db", "half_open"), None, "probe calls are taken"),
         (rs.RateLimitedError(0.25), 0.25, "try again in 0.25 s"),
         (rs.RateLimitedError(None), None, "rate limit exceeded"),
         (rs.BulkheadFullError(4, 8), None, "4 calls running and 8 waiting"),

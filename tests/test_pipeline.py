@@ -248,7 +248,7 @@ def test_a_breaker_window_shorter_than_twice_the_timeout_warns() -> None:
     with pytest.warns(rs.PipelineWarning, match=r"TimeWindow\(3\) is shorter than twice"):
         rs.Pipeline(rs.Retry(), breaker, rs.Timeout(2.0))
     rs.Pipeline(rs.Retry(), rs.CircuitBreaker(window=rs.TimeWindow(4.0)), rs.Timeout(2.0))
-    rs.Pipeline(rs.CircuitBreaker(window=rs.CountWindow(5)), rs.Timeout(60.0))
+    rs.Pipeline(rs.CircuitBreaker(window=rs.CountWindow(5), min_calls=5), rs.Timeout(60.0))
 
 
 def test_a_timeout_inside_hedging_is_an_attempt_timeout() -> None:

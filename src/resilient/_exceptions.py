@@ -71,23 +71,34 @@ class DeadlineExceededError(RejectedError, TimeoutError):
 
 
 class CircuitOpenError(RejectedError):
-    """A circuit breaker is open and refused the call.
+    """A circuit breaker refused the call.
 
     Attributes:
-        retry_after: Seconds until the breaker lets a probe call through (0 when it
-            is half-open and all its probes are taken).
+        retry_after: Seconds until the breaker lets a probe call through, or
+            ``None`` when it cannot tell: half-open with every probe slot taken,
+            or isolated by hand.
         name: The breaker's name, or key for a keyed breaker.
+        state: ``"open"``, ``"half_open"`` or ``"isolated"``.
 
     """
 
-    def __init__(self, retry_after: float, name: str | None = None) -> None:
+    def __init__(
+        self, retry_after: float | None, name: str | None = None, state: str = "open"
+    ) -> None:
         label = f"circuit {name!r}" if name else "the circuit"
-        super().__init__(f"{label} is open; it lets a call through in {retry_after:.3g} s")
+        if state == "half_open":
+            text = f"{label} is half-open and all its probe calls are taken"
+        elif state == "isolated":
+            text = f"{label} is isolated: it is open until reset"
+        else:
+            text = f"{label} is open; it lets a call through in {retry_after:.3g} s"
+        super().__init__(text)
         self.retry_after = retry_after
         self.name = name
+        self.state = state
 
     def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[object, ...]]:
-        return (type(self), (self.retry_after, self.name))
+        return (type(self), (self.retry_after, self.name, self.state))
 
 
 class BulkheadFullError(RejectedError):

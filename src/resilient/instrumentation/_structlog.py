@@ -27,14 +27,15 @@ def _describe(outcome: Outcome[Any]) -> dict[str, str]:
 class StructlogHook(Hook):
     """Log retries, give-ups and timeouts as structlog events.
 
-    Events (all at warning level, logger ``resilient``):
+    Events (logger ``resilient``):
 
-    - ``resilient.retry_scheduled``: operation, attempt, delay, total_delay, and
+    - ``resilient.retry_scheduled`` (warning): operation, attempt, delay, total_delay, and
       error/error_message or result (the type only);
-    - ``resilient.gave_up``: operation, attempts, reason, and the same outcome keys;
-    - ``resilient.timed_out``: operation, timeout, attempt;
+    - ``resilient.gave_up`` (warning): operation, attempts, reason, and the same outcome keys;
+    - ``resilient.timed_out`` (warning): operation, timeout, attempt;
     - ``resilient.circuit_transition``: breaker, key, old, new, open_for (at
-      warning when a circuit opens, info otherwise).
+      warning when a circuit opens, info otherwise; changes made by hand reach
+      the breaker's listeners, not pipeline hooks).
 
     Args:
         logger: The logger to use; by default ``structlog.get_logger("resilient")``.
@@ -76,7 +77,7 @@ class StructlogHook(Hook):
 
     def on_circuit_transition(self, transition: CircuitTransition) -> None:
         """Log ``resilient.circuit_transition``."""
-        log = self._log.warning if transition.new.value in ("open", "isolated") else self._log.info
+        log = self._log.warning if transition.new.value == "open" else self._log.info
         log(
             "resilient.circuit_transition",
             breaker=transition.name,

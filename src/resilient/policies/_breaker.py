@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from .._context import Context
     from .._pipeline import Step
     from ._circuit import Window
+
+_CLOSED = CircuitState.CLOSED  # a module global: an enum member costs more to look up
 
 __all__ = [
     "CircuitBreaker",
@@ -104,7 +108,8 @@ class CircuitBreakerStatistics:
         failures: Failed calls in the window.
         slow_calls: Slow calls in the window.
         rejected: Calls it rejected since it was created.
-        retry_after: Seconds until it admits a call (0 unless open or isolated).
+        retry_after: Seconds until it admits a call: 0 unless open, ``math.inf``
+            when isolated.
         keys: For a keyed breaker, how many circuits it holds; else 1.
 
     """
@@ -137,6 +142,8 @@ class CircuitBreaker:
     when every probe has reported, the circuit closes if their failure (and slow)
     share is below the thresholds and opens again otherwise. A circuit left
     half-open longer than *half_open_max_wait* (probes that never report) opens again.
+    The move to half-open happens when the first call arrives after *open_for*:
+    until then `state` reads OPEN.
 
     What counts as a failure is decided by *on* and *on_result*, independently of
     any `Retry`; other outcomes count as successes, and cancelled calls are not
@@ -183,7 +190,8 @@ class CircuitBreaker:
         name: A name for errors, logs and listeners.
         listeners: Called with a `CircuitTransition` on every change of state,
             including changes made by hand. Pipeline hooks hear of changes made
-            by calls through ``Hook.on_circuit_transition``.
+            by calls through ``Hook.on_circuit_transition``. A listener runs
+            inline and must not raise: its error would replace the call's outcome.
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -211,7 +219,7 @@ class CircuitBreaker:
     _settings: CircuitSettings = field(init=False, repr=False)
     _circuits: OrderedDict[Hashable, Circuit] = field(init=False, repr=False)
     _forced: list[CircuitState] = field(init=False, repr=False)
-    _timed: bool = field(init=False, repr=False)
+    _plain: bool = field(init=False, repr=False)
     _single: Circuit | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -242,9 +250,13 @@ class CircuitBreaker:
         object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_circuits", OrderedDict())
         object.__setattr__(self, "_forced", [CircuitState.CLOSED])
-        # Whether recording a success needs the clock: the hot path skips it if not.
-        timed = isinstance(window, TimeWindow) or self.slow_call_duration is not None
-        object.__setattr__(self, "_timed", timed)
+        # Whether a success can be recorded without the clock or a judgement.
+        plain = (
+            not isinstance(window, TimeWindow)
+            and self.slow_call_duration is None
+            and self.on_result is None
+        )
+        object.__setattr__(self, "_plain", plain)
         object.__setattr__(self, "_single", None if self.key is not None else self._circuit(None))
 
     def _validate(self) -> None:
@@ -271,6 +283,16 @@ class CircuitBreaker:
         if self.name is not None and not isinstance(self.name, str):
             msg = f"CircuitBreaker: name must be a str or None, got {self.name!r}"
             raise TypeError(msg)
+        self._validate_listeners()
+
+    def _validate_listeners(self) -> None:
+        if callable(self.listeners) or isinstance(self.listeners, (str, bytes)):
+            msg = (
+                f"CircuitBreaker: listeners must be a sequence of callables, got {self.listeners!r}"
+            )
+            raise TypeError(msg)
+        # A tuple: a generator would be used up by this check.
+        object.__setattr__(self, "listeners", tuple(self.listeners))
         for i, listener in enumerate(self.listeners):
             if not callable(listener):
                 msg = f"CircuitBreaker: listeners[{i}] must be callable, got {listener!r}"
@@ -296,6 +318,18 @@ class CircuitBreaker:
         )
         if not isinstance(self.open_for, Backoff):
             check_seconds("CircuitBreaker", "open_for", self.open_for, positive=True)
+        elif self.open_for.base <= 0 or self.open_for.jitter == "decorrelated":
+            msg = (
+                "CircuitBreaker: open_for as a Backoff needs base > 0 and a jitter other "
+                f"than 'decorrelated', got {self.open_for.describe()}"
+            )
+            raise ValueError(msg)
+        if isinstance(self.window, CountWindow) and self.min_calls > self.window.size:
+            msg = (
+                f"CircuitBreaker: min_calls must be <= the CountWindow size "
+                f"({self.window.size}), got {self.min_calls}: the circuit could never open"
+            )
+            raise ValueError(msg)
 
     def check_composition(self, outer: Sequence[object], inner: Sequence[object]) -> None:
         """Warn when the time window cannot see enough timed-out calls."""
@@ -323,7 +357,7 @@ class CircuitBreaker:
         parts = [text]
         if not isinstance(window, ConsecutiveFailures):
             parts += [f"failure_rate={self.failure_rate:g}", f"min_calls={self.min_calls}"]
-        if self.slow_call_duration is not None:
+        if self.slow_call_duration is not None and not isinstance(window, ConsecutiveFailures):
             parts.append(
                 f"slow_call_duration={self.slow_call_duration:g}, "
                 f"slow_call_rate={self.slow_call_rate:g}"
@@ -354,42 +388,57 @@ class CircuitBreaker:
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* if the circuit admits it, and record its outcome."""
         circuit = self._single or self._circuit(self.key(ctx))  # type: ignore[misc]
-        hooks = ctx.dispatch.on_circuit_transition
-        # A closed circuit admits without reading the clock: the hot path.
-        epoch = (
-            circuit.epoch if circuit.state is CircuitState.CLOSED else circuit.acquire(now(), hooks)
-        )
+        # A closed circuit admits without reading the clock or the hooks.
+        if circuit.state is _CLOSED:
+            epoch = circuit.epoch
+        else:
+            epoch = circuit.acquire(now(), ctx.dispatch.on_circuit_transition)
+        if not self._plain:
+            return await self._execute_judged(next_step, ctx, circuit, epoch)
+        try:
+            result = await next_step(ctx)
+        except Exception as exc:
+            self._record(ctx, circuit, epoch, 0.0, failure=self._match(exc))
+            raise
+        except BaseException:
+            circuit.release(epoch)
+            raise
+        # The hot path: a success in a closed count window needs neither the clock
+        # nor a judgement (a success never opens a circuit).
+        if epoch == circuit.epoch and circuit.state is _CLOSED:
+            circuit.window.add_success(0.0)
+        else:
+            circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
+        return result
+
+    async def _execute_judged(
+        self, next_step: Step, ctx: Context, circuit: Circuit, epoch: int
+    ) -> Any:
+        """`execute` when results are judged, calls timed, or the window is timed."""
         start = now() if self.slow_call_duration is not None else 0.0
         try:
             result = await next_step(ctx)
         except Exception as exc:
-            self._record(circuit, epoch, start, failure=self._match(exc), hooks=hooks)
+            self._record(ctx, circuit, epoch, start, failure=self._match(exc))
             raise
         except BaseException:
             circuit.release(epoch)
             raise
         if self.on_result is not None and self.on_result(result):
-            self._record(circuit, epoch, start, failure=True, hooks=hooks)
-        elif self._timed:
-            self._record(circuit, epoch, start, failure=False, hooks=hooks)
+            self._record(ctx, circuit, epoch, start, failure=True)
+        elif self.slow_call_duration is not None:
+            self._record(ctx, circuit, epoch, start, failure=False)
         else:
-            circuit.record_success(
-                epoch, 0.0 if circuit.state is CircuitState.CLOSED else now(), hooks
-            )
+            circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
         return result
 
     def _record(
-        self,
-        circuit: Circuit,
-        epoch: int,
-        start: float,
-        *,
-        failure: bool,
-        hooks: tuple[Callable[[CircuitTransition], None], ...],
+        self, ctx: Context, circuit: Circuit, epoch: int, start: float, *, failure: bool
     ) -> None:
         end = now()
         limit = self.slow_call_duration
         slow = limit is not None and end - start >= limit
+        hooks = ctx.dispatch.on_circuit_transition
         circuit.record(epoch, end, failure=failure, slow=slow, hooks=hooks)
 
     def _notify(self, transition: CircuitTransition) -> None:
@@ -412,7 +461,10 @@ class CircuitBreaker:
 
     def _force(self, state: CircuitState) -> None:
         self._forced[0] = state
-        at = now()
+        try:
+            at = now()
+        except RuntimeError:  # called from outside any event loop (anyio's error is one)
+            at = time.monotonic()
         for circuit in self._circuits.values():
             circuit.force(state, at)
 
@@ -425,7 +477,9 @@ class CircuitBreaker:
         """A snapshot of the circuit for *key* (of the only circuit when not keyed)."""
         circuit = self._circuits.get(key)
         if circuit is None:
-            return CircuitBreakerStatistics(self._forced[0], 0, 0, 0, 0, 0.0, len(self._circuits))
+            forced = self._forced[0]
+            after = math.inf if forced is CircuitState.ISOLATED else 0.0
+            return CircuitBreakerStatistics(forced, 0, 0, 0, 0, after, len(self._circuits))
         at = now()
         calls, failures, slow = circuit.window.totals(at)
         return CircuitBreakerStatistics(

@@ -44,6 +44,9 @@ class CircuitState(enum.Enum):
     """Every call flows and nothing is recorded (`CircuitBreaker.disable`) until reset."""
 
 
+_CLOSED = CircuitState.CLOSED  # a module global: an enum member costs more to look up
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitTransition:
     """A circuit changed state.
@@ -141,7 +144,17 @@ class TimeBuckets:
     ``buckets - 1`` before it, so between ``seconds - width`` and ``seconds``.
     """
 
-    __slots__ = ("_calls", "_current", "_failures", "_slow", "_width", "calls", "failures", "slow")
+    __slots__ = (
+        "_calls",
+        "_current",
+        "_ends",
+        "_failures",
+        "_slow",
+        "_width",
+        "calls",
+        "failures",
+        "slow",
+    )
     timed = True
 
     def __init__(self, seconds: float, buckets: int) -> None:
@@ -150,11 +163,14 @@ class TimeBuckets:
         self._failures = [0] * buckets
         self._slow = [0] * buckets
         self._current: int | None = None  # absolute number of the newest bucket
+        self._ends = -math.inf  # when the newest bucket ends
         self.calls = self.failures = self.slow = 0
 
     def _advance(self, now: float) -> int:
-        bucket = math.floor(now / self._width)
         current = self._current
+        if now < self._ends and current is not None:
+            return current  # still inside the newest bucket: the common case
+        bucket = math.floor(now / self._width)
         if current is None or bucket - current >= len(self._calls):
             self.clear()
         elif bucket > current:
@@ -167,6 +183,7 @@ class TimeBuckets:
                 self._calls[i] = self._failures[i] = self._slow[i] = 0
         if current is None or bucket > current:
             self._current = bucket
+            self._ends = (bucket + 1) * self._width
         return self._current  # type: ignore[return-value]
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:
@@ -192,6 +209,7 @@ class TimeBuckets:
         self._failures = [0] * n
         self._slow = [0] * n
         self._current = None
+        self._ends = -math.inf
         self.calls = self.failures = self.slow = 0
 
 
@@ -289,7 +307,7 @@ class Circuit:
             self._move(CircuitState.HALF_OPEN, now, hooks)
         elif state is CircuitState.ISOLATED:
             self.rejected += 1
-            raise CircuitOpenError(math.inf, self._label())
+            raise CircuitOpenError(None, self._label(), "isolated")
         settings = self._settings
         wait = settings.half_open_max_wait
         if wait is not None and now - self._half_open_since >= wait:
@@ -299,7 +317,8 @@ class Circuit:
             raise CircuitOpenError(self.open_until - now, self._label())
         if self._probes_started >= settings.half_open_calls:
             self.rejected += 1
-            raise CircuitOpenError(0.0, self._label())
+            # When a probe will report is unknown: None lets a Retry use its backoff.
+            raise CircuitOpenError(None, self._label(), "half_open")
         self._probes_started += 1
         return self.epoch
 
@@ -326,7 +345,7 @@ class Circuit:
         """`record` of a call that neither failed nor was slow: the hot path."""
         if epoch != self.epoch:
             return
-        if self.state is CircuitState.CLOSED:
+        if self.state is _CLOSED:
             self.window.add_success(now)  # a success never opens the circuit
         else:
             self.record(epoch, now, failure=False, slow=False, hooks=hooks)
@@ -339,6 +358,10 @@ class Circuit:
     def force(self, state: CircuitState, now: float) -> None:
         """Put the circuit in *state* by hand; CLOSED also forgets the window."""
         self._opened_in_a_row = 0
+        if state is self.state:
+            if state is CircuitState.CLOSED:
+                self.window.clear()
+            return
         self._move(state, now)
 
     def retry_after(self, now: float) -> float:
