@@ -1,4 +1,4 @@
-"""The testing mode's state: a context variable that `Retry` consults when a call fails."""
+"""The testing mode's state: a context variable that `Retry` and `Hedging` consult."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class TestingMode:
     """Active testing mode (see `resilient.testing.set_testing`).
 
     Attributes:
-        attempts: The most attempts any `Retry` makes, or ``None`` for its own.
+        attempts: The most attempts any `Retry` or `Hedging` makes, or ``None``.
         waits: Whether `Retry` still waits between attempts.
 
     """

@@ -44,10 +44,11 @@ def set_testing(
 ) -> TestingToken:
     """Switch the testing mode on (or off) for the current context.
 
-    In testing mode every `Retry` makes at most *attempts* attempts (``None``: its
-    own number) and, unless *waits*, does not wait between them. Timeouts are
-    untouched. The mode lives in a context variable, so it covers the current
-    task and the tasks it starts, and never leaks into concurrent tests::
+    In testing mode every `Retry` and `Hedging` makes at most *attempts* attempts
+    (``None``: its own number), and `Retry`, unless *waits*, does not wait between
+    them. Timeouts and hedging delays are untouched. The mode lives in a context
+    variable, so it covers the current task and the tasks it starts, and never
+    leaks into concurrent tests::
 
         with resilient.testing.set_testing(attempts=2):
             await client_code()   # at most 2 attempts, no waits
