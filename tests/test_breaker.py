@@ -7,10 +7,12 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import resilient as rs
 from resilient._clock import now
 from resilient.instrumentation import Hook
+from resilient.testing import run
 
 pytestmark = pytest.mark.anyio
 
@@ -475,3 +477,26 @@ def test_listeners_given_as_a_generator_are_kept() -> None:
     cb = rs.CircuitBreaker(listeners=(f for f in [heard.append]))
     cb.isolate()
     assert [t.new for t in heard] == [rs.CircuitState.ISOLATED]
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(1, 8), outcomes=st.lists(st.booleans(), max_size=60))
+def test_a_count_window_holds_exactly_the_last_calls(size: int, outcomes: list[bool]) -> None:
+    """Through the policy (whose hot path may skip a window full of successes), the
+    window always holds the last *size* outcomes."""
+    cb = rs.CircuitBreaker(window=rs.CountWindow(size), min_calls=size, failure_rate=1.0)
+    pipeline = rs.Pipeline(cb, hooks=[])
+
+    async def main() -> None:
+        seen: list[bool] = []
+        for failed in outcomes:
+            if cb.state() is not CLOSED:
+                return
+            await call(pipeline, fail if failed else ok)
+            seen.append(failed)
+            if cb.state() is CLOSED:
+                last = seen[-size:]
+                stats = cb.statistics()
+                assert (stats.calls, stats.failures) == (len(last), sum(last))
+
+    run(main)

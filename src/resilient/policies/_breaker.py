@@ -406,7 +406,9 @@ class CircuitBreaker:
         # The hot path: a success in a closed count window needs neither the clock
         # nor a judgement (a success never opens a circuit).
         if epoch == circuit.epoch and circuit.state is _CLOSED:
-            circuit.window.add_success(0.0)
+            window = circuit.window
+            if not window.clean:
+                window.add_success(0.0)
         else:
             circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
         return result

@@ -74,6 +74,8 @@ class Window(Protocol):
 
     timed: bool
     """Whether the window needs the time (a count window does not)."""
+    clean: bool
+    """Whether a success would change nothing (the hot path then skips the window)."""
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:
         """Record one call's outcome."""
@@ -91,13 +93,16 @@ class Window(Protocol):
 class CountRing:
     """The last *size* outcomes, in a ring of bytes; O(1) per call."""
 
-    __slots__ = ("_next", "_ring", "calls", "failures", "slow")
+    __slots__ = ("_next", "_ring", "calls", "clean", "failures", "slow")
     timed = False
 
     def __init__(self, size: int) -> None:
         self._ring = bytearray(size)  # per slot: 1 recorded | 2 failure | 4 slow
         self._next = 0
         self.calls = self.failures = self.slow = 0
+        # Full of successes: another one replaces a success anywhere in the ring,
+        # so neither the totals nor (in effect) the position change.
+        self.clean = False
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:  # noqa: ARG002 -- Window
         ring, i = self._ring, self._next
@@ -112,6 +117,7 @@ class CountRing:
         self.slow += slow
         i += 1
         self._next = 0 if i == len(ring) else i
+        self.clean = self.calls == len(ring) and not (self.failures or self.slow)
 
     def add_success(self, now: float) -> None:  # noqa: ARG002 -- Window
         ring, i = self._ring, self._next
@@ -127,6 +133,7 @@ class CountRing:
             ring[i] = 1
         i += 1
         self._next = 0 if i == len(ring) else i
+        self.clean = self.calls == len(ring) and not (self.failures or self.slow)
 
     def totals(self, now: float) -> tuple[int, int, int]:  # noqa: ARG002 -- Window
         return self.calls, self.failures, self.slow
@@ -135,6 +142,7 @@ class CountRing:
         self._ring = bytearray(len(self._ring))
         self._next = 0
         self.calls = self.failures = self.slow = 0
+        self.clean = False
 
 
 class TimeBuckets:
@@ -156,6 +164,7 @@ class TimeBuckets:
         "slow",
     )
     timed = True
+    clean = False
 
     def __init__(self, seconds: float, buckets: int) -> None:
         self._width = seconds / buckets
@@ -216,14 +225,16 @@ class TimeBuckets:
 class ConsecutiveCounter:
     """Failures in a row; a success starts the count again."""
 
-    __slots__ = ("calls", "failures", "slow")
+    __slots__ = ("calls", "clean", "failures", "slow")
     timed = False
 
     def __init__(self) -> None:
         self.calls = self.failures = self.slow = 0
+        self.clean = True  # no failures in a row: a success changes nothing
 
     def add_success(self, now: float) -> None:  # noqa: ARG002 -- Window
         self.calls = self.failures = 0
+        self.clean = True
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:  # noqa: ARG002 -- Window
         self.calls += 1
@@ -231,12 +242,14 @@ class ConsecutiveCounter:
             self.failures += 1
         else:
             self.calls = self.failures = 0
+        self.clean = not self.calls
 
     def totals(self, now: float) -> tuple[int, int, int]:  # noqa: ARG002 -- Window
         return self.calls, self.failures, self.slow
 
     def clear(self) -> None:
         self.calls = self.failures = self.slow = 0
+        self.clean = True
 
 
 @dataclass(frozen=True, slots=True)
