@@ -378,8 +378,18 @@ async def test_a_rejection_that_says_when_sets_the_wait() -> None:
     assert call.times[1] - call.times[0] == pytest.approx(4.0)
 
 
+async def test_an_infinite_hint_gives_up_at_once() -> None:
+    call = Flaky(ConnectionError("down"), then="ok")
+    listen = Listen()
+    retry = rs.Retry(delay_hint=lambda _: math.inf, budget=None)
+    with pytest.raises(ConnectionError, match="down"):
+        await rs.Pipeline(retry, hooks=[listen]).run(call)
+    assert call.calls == 1
+    assert listen.give_ups[0].reason == "delay_hint"
+
+
 async def test_a_nonsense_hint_falls_back_to_the_backoff() -> None:
-    for hint in (-1.0, math.nan, math.inf):
+    for hint in (-1.0, math.nan):
         call = Flaky(ConnectionError(), then="ok")
         retry = rs.Retry(
             backoff=rs.Backoff.constant(0.5), delay_hint=lambda _, h=hint: h, budget=None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Hashable
 
+    from ._classify import Classifier
     from .instrumentation._dispatch import Dispatch
 
 __all__ = ["Context"]
@@ -27,6 +28,12 @@ class Context:
         idempotency_key: A key that stays the same for every attempt of this call.
         attributes: Free-form values for policies, hooks and telemetry.
         operation: The name of the call, for logs and spans.
+        classifier: What outcomes mean, when a protocol layer (the HTTP transport)
+            knows better than the policies' defaults; ``None`` otherwise.
+        partition: The key that keyed policies (a `CircuitBreaker` without a *key*
+            of its own) use for this call: the HTTP transport sets the origin, so
+            one failing host never opens the circuit for another. ``None``: one
+            circuit for all calls.
 
     """
 
@@ -34,12 +41,14 @@ class Context:
         "_attributes",
         "args",
         "attempt",
+        "classifier",
         "deadline",
         "dispatch",
         "fn",
         "idempotency_key",
         "kwargs",
         "operation",
+        "partition",
     )
 
     def __init__(
@@ -58,6 +67,8 @@ class Context:
         self.deadline: float | None = None
         self.attempt = 1
         self.idempotency_key: str | None = None
+        self.classifier: Classifier | None = None
+        self.partition: Hashable | None = None
         self._attributes: dict[str, Any] | None = None
 
     def fork(self) -> Context:
@@ -71,6 +82,8 @@ class Context:
         twin.deadline = self.deadline
         twin.attempt = self.attempt
         twin.idempotency_key = self.idempotency_key
+        twin.classifier = self.classifier
+        twin.partition = self.partition
         if self._attributes is not None:
             twin._attributes = dict(self._attributes)
         return twin

@@ -26,7 +26,7 @@ __all__ = [
     "set_hooks",
 ]
 
-GiveUpReason = Literal["attempts", "stop", "max_total_delay", "deadline", "budget"]
+GiveUpReason = Literal["attempts", "stop", "max_total_delay", "deadline", "budget", "delay_hint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +86,9 @@ class GiveUpDetails:
         attempts: How many attempts were made.
         reason: Why it stopped: ``"attempts"`` (none left), ``"stop"`` (a tenacity
             stop condition), ``"max_total_delay"``, ``"deadline"`` (the next wait
-            would cross the call's deadline) or ``"budget"`` (the retry budget
-            refused).
+            would cross the call's deadline), ``"budget"`` (the retry budget
+            refused) or ``"delay_hint"`` (the downstream asked for a wait the
+            caller's layer will not make).
         outcome: The last attempt's outcome, which the caller receives.
 
     """

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._clock import now
 from .._exceptions import PipelineWarning
+from .._outcome import Outcome
 from ._backoff import Backoff
 from ._circuit import (
     Circuit,
@@ -151,7 +152,11 @@ class CircuitBreaker:
 
     With *key*, the breaker keeps one circuit per key (per downstream host, say),
     at most *max_keys* of them: the least recently used circuit is dropped first,
-    and a dropped key starts closed again.
+    and a dropped key starts closed again. Without *key*, a call whose context
+    carries a ``partition`` (`resilient.http.Transport` sets the origin) gets the
+    circuit of that partition, so one failing host never opens the circuit for
+    another; other calls share one circuit. Left at their defaults, *on* and
+    *on_result* yield to the context's classifier when it has one (HTTP statuses).
 
     ========================  =====================================================
     Option                    Default
@@ -220,11 +225,13 @@ class CircuitBreaker:
     _circuits: OrderedDict[Hashable, Circuit] = field(init=False, repr=False)
     _forced: list[CircuitState] = field(init=False, repr=False)
     _plain: bool = field(init=False, repr=False)
+    _default_on: bool = field(init=False, repr=False)
     _single: Circuit | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._validate()
         object.__setattr__(self, "_match", exception_matcher("CircuitBreaker", self.on))
+        object.__setattr__(self, "_default_on", self.on is DEFAULT_ON)
         window = self.window
         if isinstance(window, CountWindow):
             size = window.size
@@ -387,13 +394,19 @@ class CircuitBreaker:
 
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* if the circuit admits it, and record its outcome."""
-        circuit = self._single or self._circuit(self.key(ctx))  # type: ignore[misc]
+        key = self.key
+        if key is not None:
+            circuit = self._circuit(key(ctx))
+        elif ctx.partition is None:
+            circuit = self._single  # type: ignore[assignment]
+        else:
+            circuit = self._circuit(ctx.partition)  # one circuit per origin, say
         # A closed circuit admits without reading the clock or the hooks.
         if circuit.state is _CLOSED:
             epoch = circuit.epoch
         else:
             epoch = circuit.acquire(now(), ctx.dispatch.on_circuit_transition)
-        if not self._plain:
+        if not self._plain or ctx.classifier is not None:
             return await self._execute_judged(next_step, ctx, circuit, epoch)
         try:
             result = await next_step(ctx)
@@ -421,18 +434,32 @@ class CircuitBreaker:
         try:
             result = await next_step(ctx)
         except Exception as exc:
-            self._record(ctx, circuit, epoch, start, failure=self._match(exc))
+            self._record(ctx, circuit, epoch, start, failure=self._fails(ctx, exc))
             raise
         except BaseException:
             circuit.release(epoch)
             raise
-        if self.on_result is not None and self.on_result(result):
+        if self._fails_result(ctx, result):
             self._record(ctx, circuit, epoch, start, failure=True)
         elif self.slow_call_duration is not None:
             self._record(ctx, circuit, epoch, start, failure=False)
         else:
             circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
         return result
+
+    def _fails(self, ctx: Context, exc: Exception) -> bool:
+        """Whether *exc* is a failure: *on*, or the context's classifier."""
+        classifier = ctx.classifier
+        if classifier is not None and self._default_on:
+            return classifier.is_failure(Outcome(exception=exc))
+        return self._match(exc)
+
+    def _fails_result(self, ctx: Context, result: Any) -> bool:
+        """Whether *result* is a failure: *on_result*, or the context's classifier."""
+        if self.on_result is not None:
+            return bool(self.on_result(result))
+        classifier = ctx.classifier
+        return classifier is not None and classifier.is_failure(Outcome(result))
 
     def _record(
         self, ctx: Context, circuit: Circuit, epoch: int, start: float, *, failure: bool

@@ -135,10 +135,20 @@ class Fallback:
         try:
             result = await next_step(ctx)
         except Exception as exc:
-            if not self._match(exc):
+            outcome: Outcome[Any] = Outcome(exception=exc)
+            classifier = ctx.classifier
+            if classifier is not None and self.on is DEFAULT_ON:
+                # The protocol's judgement, plus every rejection, as the default does.
+                failed = isinstance(exc, RejectedError) or classifier.is_failure(outcome)
+            else:
+                failed = self._match(exc)
+            if not failed:
                 raise
-            return await self._substitute(Outcome(exception=exc), ctx)
-        if self.on_result is not None and self.on_result(result):
+            return await self._substitute(outcome, ctx)
+        if self.on_result is not None:
+            if self.on_result(result):
+                return await self._substitute(Outcome(result), ctx)
+        elif ctx.classifier is not None and ctx.classifier.is_failure(Outcome(result)):
             return await self._substitute(Outcome(result), ctx)
         return result
 

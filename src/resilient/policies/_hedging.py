@@ -255,14 +255,25 @@ class Hedging:
             try:
                 result = await next_step(ctx)
             except Exception as exc:  # noqa: BLE001 -- judged here; execute() raises fatal ones
-                if self._match(exc):
-                    race.failed(Outcome(exception=exc))
+                outcome: Outcome[Any] = Outcome(exception=exc)
+                classifier = ctx.classifier
+                if classifier is not None and self.on is DEFAULT_ON:
+                    failed = classifier.should_retry(outcome)
                 else:
-                    race.decide(Outcome(exception=exc))
+                    failed = self._match(exc)
+                if failed:
+                    race.failed(outcome)
+                else:
+                    race.decide(outcome)
                 return
-            if self.on_result is not None and self.on_result(result):
-                race.failed(Outcome(result))
+            outcome = Outcome(result)
+            if self.on_result is not None:
+                failed = bool(self.on_result(result))
             else:
-                race.decide(Outcome(result))
+                failed = ctx.classifier is not None and ctx.classifier.should_retry(outcome)
+            if failed:
+                race.failed(outcome)
+            else:
+                race.decide(outcome)
         finally:
             race.wake.set()

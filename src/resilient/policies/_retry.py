@@ -47,16 +47,20 @@ class Retry:
     """Run the rest of the pipeline again when it fails, up to *attempts* times.
 
     An attempt failed if it raised an exception that *on* matches, or returned a
-    result for which *on_result* is true. Before each retry `Retry` waits (the
-    *delay_hint* if it gives one, else the *backoff*), unless giving up is the
-    better answer:
+    result for which *on_result* is true. When *on* or *on_result* is left at its
+    default and the call carries a classifier (`resilient.http.Transport` sets one),
+    the classifier decides instead, and supplies the delay hint. Before each
+    retry `Retry` waits (the *delay_hint* if it gives one, else the *backoff*),
+    unless giving up is the better answer:
 
     - no attempts are left, or a tenacity *stop* says stop;
     - the wait would take the waits of this call past *max_total_delay*;
     - the wait would end at or after the call's deadline (set by an enclosing
       `Timeout`): waiting would only end in a timeout, so the caller gets the
       real error now;
-    - the retry *budget* refuses.
+    - the retry *budget* refuses;
+    - the delay hint is infinite: the downstream asked for a wait the caller's
+      layer will not make (an HTTP ``Retry-After`` above its cap, say).
 
     A `RejectedError` that carries a ``retry_after`` (an open circuit, a rate
     limit) sets the wait when no *delay_hint* does, if *on* retries it at all.
@@ -101,7 +105,7 @@ class Retry:
             asked for (a ``Retry-After``, say) or ``None`` to use *backoff*. The
             hint replaces the backoff and is not capped here (the HTTP layer caps
             ``Retry-After``), but *max_total_delay* and the deadline still apply;
-            a negative, NaN or infinite hint is ignored.
+            a negative or NaN hint is ignored; ``math.inf`` gives up at once.
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -121,6 +125,7 @@ class Retry:
     delay_hint: Callable[[Outcome[Any]], float | None] | None = None
     _match: Callable[[BaseException], bool] = field(init=False, repr=False)
     _tenacity: bool = field(init=False, repr=False)
+    _default_on: bool = field(init=False, repr=False)
 
     runs_attempts: ClassVar[bool] = True
     """Policies inside a Retry run once per attempt (Pipeline validation reads this)."""
@@ -128,6 +133,8 @@ class Retry:
     def __post_init__(self) -> None:
         check_count("Retry", "attempts", self.attempts)
         object.__setattr__(self, "_match", exception_matcher("Retry", self.on))
+        # Left at its default, *on* yields to a classifier the call carries (HTTP).
+        object.__setattr__(self, "_default_on", self.on is DEFAULT_ON)
         # tenacity's wait_* and stop_* need a RetryCallState, which needs the start time.
         object.__setattr__(
             self, "_tenacity", self.stop is not None or not isinstance(self.backoff, Backoff)
@@ -166,14 +173,30 @@ class Retry:
         try:
             result = await next_step(ctx)
         except Exception as exc:
-            if not self._match(exc):
+            if not self._retries(ctx, exc):
                 raise
             return await self._retry(next_step, ctx, Outcome(exception=exc), start)
-        if self.on_result is not None and self.on_result(result):
+        if (self.on_result is not None or ctx.classifier is not None) and self._retries_result(
+            ctx, result
+        ):
             return await self._retry(next_step, ctx, Outcome(result), start)
         if self.budget is not None:
             self.budget.record_success()
         return result
+
+    def _retries(self, ctx: Context, exc: Exception) -> bool:
+        """Whether *exc* is a failure to retry: *on*, or the context's classifier."""
+        classifier = ctx.classifier
+        if classifier is not None and self._default_on:
+            return classifier.should_retry(Outcome(exception=exc))
+        return self._match(exc)
+
+    def _retries_result(self, ctx: Context, result: Any) -> bool:
+        """Whether *result* is a failure to retry: *on_result*, or the classifier."""
+        if self.on_result is not None:
+            return bool(self.on_result(result))
+        classifier = ctx.classifier
+        return classifier is not None and classifier.should_retry(Outcome(result))
 
     async def _retry(
         self, next_step: Step, ctx: Context, outcome: Outcome[Any], start: float
@@ -208,11 +231,11 @@ class Retry:
             try:
                 result = await next_step(ctx)
             except Exception as exc:
-                if not self._match(exc):
+                if not self._retries(ctx, exc):
                     raise
                 outcome = Outcome(exception=exc)
                 continue
-            if self.on_result is not None and self.on_result(result):
+            if self._retries_result(ctx, result):
                 outcome = Outcome(result)
                 continue
             if self.budget is not None:
@@ -255,32 +278,47 @@ class Retry:
             self._record(state, attempt, outcome)
         if attempt >= attempts:
             return 0.0, "attempts"
-        delay = self._delay(attempt, outcome, state, previous) if waits else 0.0
+        delay = self._delay(ctx, attempt, outcome, state, previous) if waits else 0.0
+        if delay == math.inf:
+            return delay, "delay_hint"
+        return delay, self._refusal(ctx, state, delay, total_delay)
+
+    def _refusal(
+        self,
+        ctx: Context,
+        state: tenacity.RetryCallState | None,
+        delay: float,
+        total_delay: float,
+    ) -> GiveUpReason | None:
+        """Why waiting *delay* and trying again would be wrong, if it would."""
         if state is not None:
             state.upcoming_sleep = delay
             if self.stop is not None and self.stop(state):
-                return delay, "stop"
+                return "stop"
         if self.max_total_delay is not None and total_delay + delay > self.max_total_delay:
-            return delay, "max_total_delay"
+            return "max_total_delay"
         deadline = ctx.deadline
         if deadline is not None and now() + delay >= deadline:
-            return delay, "deadline"
+            return "deadline"
         if self.budget is not None and not self.budget.try_retry():
-            return delay, "budget"
-        return delay, None
+            return "budget"
+        return None
 
     def _delay(
         self,
+        ctx: Context,
         attempt: int,
         outcome: Outcome[Any],
         state: tenacity.RetryCallState | None,
         previous: float,
     ) -> float:
         hint = self.delay_hint(outcome) if self.delay_hint is not None else None
+        if hint is None and ctx.classifier is not None:
+            hint = ctx.classifier.delay_hint(outcome)  # Retry-After, for HTTP
         if hint is None and isinstance(outcome.exception, RejectedError):
             hint = outcome.exception.retry_after  # an open breaker says when to come back
-        # A hint that is negative, NaN or infinite is ignored, not obeyed.
-        if hint is not None and 0 <= hint < math.inf:
+        # A negative or NaN hint is ignored; an infinite one means "do not wait for me".
+        if hint is not None and hint >= 0:
             return hint
         if isinstance(self.backoff, Backoff):
             return self.backoff.delay(attempt, previous)

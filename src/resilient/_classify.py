@@ -1,0 +1,33 @@
+"""`Classifier`: how a layer that knows the protocol tells policies what an outcome means.
+
+Policies judge outcomes with their own `on` / `on_result` options. When those are
+left at their defaults and the call's `Context` carries a classifier, the policies
+ask it instead: that is how `resilient.http.Transport` makes a generic `Retry` or
+`CircuitBreaker` understand status codes, method safety and ``Retry-After``
+without being rebuilt (Polly v8's predicates, supplied by the HTTP layer).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._outcome import Outcome
+
+__all__ = ["Classifier"]
+
+
+class Classifier(Protocol):
+    """What an outcome means, for the policies of one call."""
+
+    def should_retry(self, outcome: Outcome[Any]) -> bool:
+        """Whether `Retry` (and `Hedging`) should try again after *outcome*."""
+        ...
+
+    def is_failure(self, outcome: Outcome[Any]) -> bool:
+        """Whether *outcome* counts as a failure for `CircuitBreaker` (and `Fallback`)."""
+        ...
+
+    def delay_hint(self, outcome: Outcome[Any]) -> float | None:
+        """The wait the downstream asked for; ``math.inf`` to give up now; None: no hint."""
+        ...
