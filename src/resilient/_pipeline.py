@@ -147,6 +147,16 @@ class Pipeline:
             step = functools.partial(policy.execute, step)
         self._entry = step
 
+    @property
+    def name(self) -> str | None:
+        """The operation name given to the pipeline, if any."""
+        return self._name
+
+    @property
+    def hooks(self) -> tuple[Hook, ...] | None:
+        """The pipeline's own hooks, or ``None`` if it uses the installed ones."""
+        return None if self._dispatch is None else self._dispatch.hooks
+
     def describe(self) -> str:
         """The composition, outermost first, e.g. ``Pipeline(Timeout(10) > Retry(...))``."""
         return self._description

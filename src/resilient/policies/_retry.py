@@ -246,6 +246,8 @@ class Retry:
     async def _wait(
         ctx: Context, outcome: Outcome[Any], attempt: int, delay: float, total_delay: float
     ) -> None:
+        # On the call's record, for whoever reports it (the HTTP transport does).
+        ctx.attributes.setdefault("resilient.delays", []).append(delay)
         if ctx.dispatch.on_retry:
             details = RetryDetails(ctx.name, attempt, delay, total_delay, outcome)
             for hook in ctx.dispatch.on_retry:

@@ -1,0 +1,183 @@
+"""What HTTP outcomes mean: which are retried, which count against a breaker."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .._clock import now
+from .._exceptions import DeadlineExceededError
+from ..policies._validate import check_seconds
+from ._retry_after import parse_server_delay
+
+if TYPE_CHECKING:
+    from .._context import Context
+    from .._outcome import Outcome
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "RETRY_STATUSES",
+    "HttpClassification",
+    "RequestClassifier",
+]
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Statuses retried by default: the server says "not now", not "no"."""
+
+FAILURE_STATUSES = frozenset(range(500, 600))
+"""Statuses a circuit breaker counts as failures by default: the server is in trouble."""
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+"""Methods RFC 9110 defines as idempotent, so retried without an idempotency key."""
+
+# Transport errors by class name, so that httpx and its fork httpx2 (other classes,
+# same names) are judged alike.
+_NOT_SENT = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "ProxyError"})
+_MAYBE_SENT = frozenset(
+    {"ReadError", "ReadTimeout", "WriteError", "WriteTimeout", "RemoteProtocolError"}
+)
+
+
+def _names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    module = type(exc).__module__.split(".")[0]
+    return module in ("httpx", "httpx2") and "TransportError" in _names(exc)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpClassification:
+    """How `Transport` judges HTTP outcomes for the policies of its pipeline.
+
+    A request is *idempotent* if its method is in *idempotent_methods* or it carries
+    the *idempotency_header*. Then:
+
+    - **retried**: a response whose status is in *retry_statuses* (plus 409 when
+      the request carries an idempotency key: the same key is still being
+      processed), and transport errors: connect errors and pool timeouts always
+      (the request never left), read/write errors, remote protocol errors and
+      timeouts only for idempotent requests;
+    - **counted as a breaker failure**: a status in *failure_statuses*, any
+      transport error and any timeout; never an ordinary 4xx;
+    - **waited for**: ``Retry-After`` (delta-seconds or HTTP-date),
+      ``retry-after-ms``, ``RateLimit-Reset`` and ``X-RateLimit-Reset`` set the
+      next wait, up to *max_retry_after*. A server that asks for more than that,
+      or for more than the call's deadline leaves, makes the call give up at once
+      with `RetryAfterTooLongError`, which carries the server's value.
+
+    A request whose body is a stream that cannot be sent again is never retried.
+
+    ======================  ==========================================
+    Option                  Default
+    ======================  ==========================================
+    ``retry_statuses``      408, 429, 500, 502, 503, 504
+    ``failure_statuses``    500-599
+    ``idempotent_methods``  GET, HEAD, OPTIONS, PUT, DELETE, TRACE
+    ``idempotency_header``  ``"Idempotency-Key"``
+    ``max_retry_after``     60.0 seconds
+    ======================  ==========================================
+
+    Raises:
+        TypeError: If an option has the wrong type.
+        ValueError: If an option is out of range.
+
+    """
+
+    retry_statuses: frozenset[int] = RETRY_STATUSES
+    failure_statuses: frozenset[int] = FAILURE_STATUSES
+    idempotent_methods: frozenset[str] = IDEMPOTENT_METHODS
+    idempotency_header: str = "Idempotency-Key"
+    max_retry_after: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("retry_statuses", "failure_statuses"):
+            statuses: Any = getattr(self, name)
+            if isinstance(statuses, (str, bytes)) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599  # noqa: PLR2004
+                for s in statuses
+            ):
+                msg = (
+                    f"HttpClassification: {name} must be HTTP status codes (100-599), "
+                    f"got {statuses!r}"
+                )
+                raise ValueError(msg)
+            object.__setattr__(self, name, frozenset(statuses))
+        methods: Any = self.idempotent_methods
+        if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
+            msg = f"HttpClassification: idempotent_methods must be method names, got {methods!r}"
+            raise TypeError(msg)
+        object.__setattr__(self, "idempotent_methods", frozenset(m.upper() for m in methods))
+        header: Any = self.idempotency_header
+        if not isinstance(header, str) or not header:
+            msg = f"HttpClassification: idempotency_header must be a header name, got {header!r}"
+            raise TypeError(msg)
+        check_seconds("HttpClassification", "max_retry_after", self.max_retry_after)
+
+    def is_idempotent(self, method: str) -> bool:
+        """Whether *method* is retried without an idempotency key."""
+        return method.upper() in self.idempotent_methods
+
+    def for_request(self, request: Any, ctx: Context) -> RequestClassifier:
+        """The classifier of one logical request."""
+        return RequestClassifier(self, request, ctx)
+
+
+class RequestClassifier:
+    """`HttpClassification` applied to one request (a `resilient.Classifier`)."""
+
+    __slots__ = ("_ctx", "_options", "idempotent", "keyed", "refused", "replayable", "request")
+
+    def __init__(self, options: HttpClassification, request: Any, ctx: Context) -> None:
+        self._options = options
+        self._ctx = ctx
+        self.request = request
+        self.keyed = options.idempotency_header in request.headers
+        self.idempotent = self.keyed or options.is_idempotent(request.method)
+        self.replayable = type(request.stream).__name__ == "ByteStream"
+        self.refused: tuple[float, Any] | None = None  # (the server's delay, response)
+
+    def should_retry(self, outcome: Outcome[Any]) -> bool:
+        """Retry statuses and safe transport errors, for requests that can be sent again."""
+        if not self.replayable:
+            return False
+        exc = outcome.exception
+        if exc is None:
+            response: Any = outcome.result
+            status = response.status_code
+            if status == 409:  # noqa: PLR2004 -- the same key still being processed
+                return self.keyed
+            return status in self._options.retry_statuses and self.idempotent
+        names = _names(exc)
+        if names & _NOT_SENT:
+            return True
+        if names & _MAYBE_SENT or isinstance(exc, (TimeoutError, DeadlineExceededError)):
+            return self.idempotent
+        return False
+
+    def is_failure(self, outcome: Outcome[Any]) -> bool:
+        """5xx, transport errors and timeouts; never an ordinary 4xx."""
+        exc = outcome.exception
+        if exc is None:
+            response: Any = outcome.result
+            return response.status_code in self._options.failure_statuses
+        return _is_transport_error(exc) or isinstance(exc, TimeoutError)
+
+    def delay_hint(self, outcome: Outcome[Any]) -> float | None:
+        """The server's ``Retry-After`` (and kin); ``inf`` if it asks for too much."""
+        response = outcome.result
+        if response is None:
+            return None
+        asked = parse_server_delay(
+            response.headers, now=time.time(), cap=self._options.max_retry_after
+        )
+        if asked is None:
+            return None
+        deadline = self._ctx.deadline
+        if asked.exceeds_cap or (deadline is not None and now() + asked.requested >= deadline):
+            self.refused = (asked.requested, response)
+            return math.inf  # Retry gives up at once; Transport raises RetryAfterTooLongError
+        return asked.requested

@@ -1,0 +1,342 @@
+"""resilient.http.Transport over httpx.MockTransport, in virtual time on asyncio and trio."""
+
+from __future__ import annotations
+
+import email.utils
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import resilient as rs
+from resilient import http as rsh
+from resilient._clock import now
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+pytestmark = pytest.mark.anyio
+
+FAST = rs.Backoff.constant(0.5)
+
+
+class Server:
+    """A scripted MockTransport: each item is a status, (status, headers), an exception
+    class to raise, or a callable(request) -> Response."""
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script)
+        self.requests: list[httpx.Request] = []
+        self.headers: list[dict[str, str]] = []  # as sent: the request is reused per attempt
+        self.responses: list[httpx.Response] = []
+        self.times: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        self.headers.append(dict(request.headers))
+        self.times.append(now())
+        item = self.script.pop(0) if self.script else 200
+        if isinstance(item, type) and issubclass(item, Exception):
+            raise item("scripted", request=request)
+        if callable(item):
+            response = item(request)
+        elif isinstance(item, tuple):
+            response = httpx.Response(item[0], headers=item[1], text="body")
+        else:
+            response = httpx.Response(item, text="body")
+        self.responses.append(response)
+        return response
+
+
+def client(server: Server, policy: Any = None, **options: Any) -> httpx.AsyncClient:
+    policy = policy or rs.Pipeline(rs.Retry(backoff=FAST, budget=None), hooks=[])
+    transport = rsh.Transport(policy, httpx.MockTransport(server), **options)
+    return httpx.AsyncClient(transport=transport, base_url="https://api.example")
+
+
+async def test_retries_a_retryable_status_and_reports_attempts() -> None:
+    server = Server(503, 502, 200)
+    async with client(server) as c:
+        response = await c.get("/users/1")
+    assert response.status_code == 200
+    assert response.text == "body"
+    info = response.extensions["resilient"]
+    assert info["attempts"] == 3
+    assert info["delays"] == [0.5, 0.5]
+    assert len(server.requests) == 3
+
+
+async def test_the_failed_attempts_responses_are_closed() -> None:
+    server = Server(503, 503, 200)
+    async with client(server) as c:
+        await c.get("/")
+    assert [r.is_closed for r in server.responses] == [True, True, True]
+
+
+async def test_an_ordinary_4xx_is_returned_at_once() -> None:
+    server = Server(404)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 404
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"])
+async def test_idempotent_methods_are_retried(method: str) -> None:
+    server = Server(503, 200)
+    async with client(server) as c:
+        assert (await c.request(method, "/")).status_code == 200
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_post_and_patch_are_not_retried_without_a_key(method: str) -> None:
+    server = Server(503, 200)
+    async with client(server) as c:
+        assert (await c.request(method, "/", json={})).status_code == 503
+    assert len(server.requests) == 1
+
+
+async def test_post_with_the_callers_key_is_retried_with_that_key() -> None:
+    server = Server(503, 200)
+    async with client(server, idempotency_keys=True) as c:
+        response = await c.post("/", json={}, headers={"Idempotency-Key": "mine"})
+    assert response.status_code == 200
+    assert [r.headers["Idempotency-Key"] for r in server.requests] == ["mine", "mine"]
+    assert response.extensions["resilient"]["idempotency_key"] == "mine"
+
+
+async def test_minted_keys_are_stable_across_retries_and_new_per_request() -> None:
+    server = Server(503, 200, 200)
+    async with client(server, idempotency_keys=True) as c:
+        await c.post("/", json={})
+        await c.post("/", json={})
+        await c.get("/")
+    keys = [r.headers.get("Idempotency-Key") for r in server.requests]
+    assert keys[0] == keys[1]
+    assert keys[2] != keys[0]
+    assert keys[3] is None  # GET needs none
+    assert len(keys[0] or "") >= 32  # 24 random bytes, base64url
+
+
+async def test_409_is_retried_with_the_same_key_and_422_raises() -> None:
+    server = Server(409, 200, 422)
+    async with client(server) as c:
+        response = await c.post("/", json={}, headers={"Idempotency-Key": "k1"})
+        assert response.status_code == 200
+        with pytest.raises(rsh.IdempotencyKeyMismatchError, match="'k2'") as info:
+            await c.post("/", json={"other": 1}, headers={"Idempotency-Key": "k2"})
+    assert info.value.response.status_code == 422
+    assert len(server.requests) == 3
+
+
+async def test_retry_after_sets_the_wait() -> None:
+    server = Server((503, {"Retry-After": "3"}), (429, {"retry-after-ms": "1500"}), 200)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 200
+    gaps = [b - a for a, b in zip(server.times, server.times[1:])]  # noqa: B905
+    assert gaps == [pytest.approx(3.0), pytest.approx(1.5)]
+
+
+async def test_retry_after_as_an_http_date() -> None:
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    server = Server((503, {"Retry-After": when}), 200)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 200
+    assert 28 <= server.times[1] - server.times[0] <= 31
+
+
+@pytest.mark.parametrize("value", ["-5", "soon", "nan", "1e400", "Wed, 21 Oct 2015 07:28:00 GMT"])
+async def test_garbage_or_past_retry_after_falls_back_to_the_backoff(value: str) -> None:
+    server = Server((503, {"Retry-After": value}), 200)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 200
+    assert server.times[1] - server.times[0] == pytest.approx(0.5)
+
+
+async def test_a_retry_after_above_the_cap_gives_up_at_once() -> None:
+    server = Server((503, {"Retry-After": "1200"}), 200)
+    start = now()
+    async with client(server) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError, match="1200") as info:
+            await c.get("/")
+    assert now() == pytest.approx(start)  # no 20-minute stall
+    assert info.value.retry_after == 1200
+    assert info.value.response.status_code == 503
+    assert len(server.requests) == 1
+
+
+async def test_a_retry_after_past_the_deadline_gives_up_at_once() -> None:
+    server = Server((503, {"Retry-After": "20"}), 200)
+    policy = rs.Pipeline(rs.Timeout(10), rs.Retry(backoff=FAST, budget=None), hooks=[])
+    async with client(server, policy) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError) as info:
+            await c.get("/")
+    assert info.value.retry_after == 20
+
+
+async def test_connect_errors_are_retried_even_for_post() -> None:
+    server = Server(httpx.ConnectError, 200)
+    async with client(server) as c:
+        assert (await c.post("/", json={})).status_code == 200
+
+
+async def test_a_read_error_on_post_without_a_key_is_not_retried() -> None:
+    server = Server(httpx.ReadError, 200)
+    async with client(server) as c:
+        with pytest.raises(httpx.ReadError):
+            await c.post("/", json={})
+    assert len(server.requests) == 1
+
+
+async def test_a_read_error_on_get_is_retried() -> None:
+    server = Server(httpx.ReadError, httpx.RemoteProtocolError, 200)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 200
+
+
+async def test_one_failing_origin_does_not_open_the_circuit_for_another() -> None:
+    def by_host(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if request.url.host == "bad.example" else 200)
+
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(3), min_calls=3, open_for=60)
+    policy = rs.Pipeline(breaker, hooks=[])
+    transport = rsh.Transport(policy, httpx.MockTransport(by_host))
+    async with httpx.AsyncClient(transport=transport) as c:
+        for _ in range(3):
+            assert (await c.get("https://bad.example/")).status_code == 503
+        with pytest.raises(rs.CircuitOpenError):
+            await c.get("https://bad.example/")
+        assert (await c.get("https://good.example/")).status_code == 200
+    assert breaker.state(("https", "bad.example", None)) is rs.CircuitState.OPEN
+
+
+async def test_4xx_does_not_count_against_the_breaker() -> None:
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(3), min_calls=3)
+    server = Server(404, 404, 404, 404)
+    async with client(server, rs.Pipeline(breaker, hooks=[])) as c:
+        for _ in range(4):
+            assert (await c.get("/")).status_code == 404
+    assert breaker.statistics(("https", "api.example", None)).failures == 0
+
+
+async def test_a_streamed_request_body_is_not_retried_and_the_error_says_why() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    server = Server(503, httpx.ConnectError)
+    async with client(server) as c:
+        response = await c.put("/", content=body())
+        assert response.status_code == 503
+        with pytest.raises(httpx.ConnectError) as info:
+            await c.put("/", content=body())
+    assert len(server.requests) == 2
+    if sys.version_info >= (3, 11):
+        assert "cannot be sent again" in "".join(info.value.__notes__)
+
+
+async def test_the_total_deadline_bounds_reading_the_body() -> None:
+    """A body trickled a byte every 0.5 s cannot hold a 2 s call longer than 2 s."""
+
+    class Trickle(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for _ in range(100):
+                await anyio.sleep(0.5)
+                yield b"x"
+
+    server = Server(lambda _: httpx.Response(200, stream=Trickle()))
+    policy = rs.Pipeline(rs.Timeout(2.0), hooks=[])
+    start = now()
+    async with client(server, policy) as c:
+        with pytest.raises(rs.DeadlineExceededError):
+            await c.get("/")
+    assert now() - start == pytest.approx(2.0)
+
+
+async def test_event_streams_are_handed_over_unread() -> None:
+    """An event stream is returned at its headers: the pipeline's 5 s timeout does not
+    cut a stream whose second event comes a minute later."""
+
+    class Events(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"data: 1\n\n"
+            await anyio.sleep(60)
+            yield b"data: 2\n\n"
+
+    server = Server(
+        lambda _: httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=Events()
+        )
+    )
+    policy = rs.Pipeline(rs.Timeout(5.0), hooks=[])
+    arrivals: list[tuple[bytes, float]] = []
+    async with client(server, policy) as c, c.stream("GET", "/") as response:
+        start = now()
+        arrivals.extend([(chunk, now() - start) async for chunk in response.aiter_bytes()])
+    assert arrivals == [(b"data: 1\n\n", 0.0), (b"data: 2\n\n", pytest.approx(60.0))]
+
+
+async def test_a_client_span_per_attempt() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    server = Server(503, httpx.ConnectError, 200)
+    async with client(server, tracer_provider=provider, attempt_header="Resilient-Attempt") as c:
+        await c.get("/items?api_key=canary-1234")
+    spans = [s for s in exporter.get_finished_spans() if s.name == "GET"]
+    assert [s.attributes.get("http.request.resend_count") for s in spans] == [None, 1, 2]
+    assert [s.attributes.get("http.response.status_code") for s in spans] == [503, None, 200]
+    assert [s.attributes.get("error.type") for s in spans] == ["503", "ConnectError", None]
+    assert all("canary-1234" not in str(s.attributes["url.full"]) for s in spans)
+    assert [h["resilient-attempt"] for h in server.headers] == ["1", "2", "3"]
+
+
+async def test_the_default_pipeline_and_aclose() -> None:
+    closed: list[bool] = []
+
+    class Closing(httpx.MockTransport):
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    transport = rsh.Transport(next_transport=Closing(Server()))
+    assert "Timeout(30) > Retry(" in repr(transport)
+    async with httpx.AsyncClient(transport=transport) as c:
+        assert (await c.get("https://x.example/")).status_code == 200
+    assert closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "message"),
+    [
+        (lambda: rsh.Transport("retry"), TypeError, "policy must be a Pipeline or a policy"),
+        (
+            lambda: rsh.Transport(next_transport=object()),
+            TypeError,
+            "next_transport must be an async transport",
+        ),
+        (
+            lambda: rsh.Transport(attempt_header=""),
+            TypeError,
+            "attempt_header must be a header name",
+        ),
+        (
+            lambda: rsh.HttpClassification(retry_statuses={700}),
+            ValueError,
+            "retry_statuses must be HTTP status codes",
+        ),
+        (lambda: rsh.HttpClassification(max_retry_after=-1), ValueError, "max_retry_after must be"),
+        (
+            lambda: rsh.HttpClassification(idempotent_methods="GET"),
+            TypeError,
+            "idempotent_methods must be method names",
+        ),
+    ],
+)
+def test_invalid_options(build: Callable[[], object], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        build()
