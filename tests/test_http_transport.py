@@ -340,3 +340,45 @@ async def test_the_default_pipeline_and_aclose() -> None:
 def test_invalid_options(build: Callable[[], object], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         build()
+
+
+async def test_a_per_partition_bulkhead_gives_each_origin_its_own_permits() -> None:
+    """One slow origin holding its permit does not block calls to another origin."""
+    release = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "slow.example":
+            await release.wait()
+        return httpx.Response(200)
+
+    bulkhead = rs.Bulkhead(1, per_partition=True)
+    transport = rsh.Transport(rs.Pipeline(bulkhead, hooks=[]), httpx.MockTransport(handler))
+    async with httpx.AsyncClient(transport=transport) as c, anyio.create_task_group() as tg:
+        tg.start_soon(c.get, "https://slow.example/")
+        await anyio.sleep(0.1)
+        slow = ("https", "slow.example", None)
+        assert bulkhead.statistics(slow).running == 1
+        with pytest.raises(rs.BulkheadFullError):  # the slow origin's single permit is taken
+            await c.get("https://slow.example/")
+        assert (await c.get("https://fast.example/")).status_code == 200
+        release.set()
+    assert "per_partition" in bulkhead.describe()
+
+
+async def test_messages_and_logs_name_the_request_without_its_secrets(
+    logs: list[dict[str, Any]],
+) -> None:
+    server = Server((503, {"Retry-After": "5000"}), 503, 200)
+    transport = rsh.Transport(
+        rs.Pipeline(rs.Retry(backoff=FAST, budget=None)), httpx.MockTransport(server)
+    )
+    async with httpx.AsyncClient(transport=transport) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError) as info:
+            await c.get("https://api.example/v1?api_key=canary-secret-9")
+        await c.get("https://api.example/v1?api_key=canary-secret-9")
+    assert "GET https://api.example/v1?api_key=[REDACTED]" in str(info.value)
+    assert "canary-secret-9" not in str(info.value)
+    assert [e["operation"] for e in logs if e["event"] == "resilient.retry_scheduled"] == [
+        "GET api.example"
+    ]
+    assert "canary-secret-9" not in repr(logs)

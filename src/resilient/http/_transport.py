@@ -49,6 +49,9 @@ class _Prepare:
         request = ctx.args[0]
         url = request.url
         ctx.partition = (url.scheme, url.host, url.port)
+        if ctx.operation is None:
+            # Few distinct values, no secrets: it names log events and the call's span.
+            ctx.operation = f"{request.method} {url.host}"
         ctx.classifier = self._transport.classification.for_request(request, ctx)
         ctx.idempotency_key = request.headers.get(self._transport.classification.idempotency_header)
         ctx.args[1].append(ctx.classifier)  # handed back to Transport._finish
@@ -190,12 +193,16 @@ class Transport(httpx.AsyncBaseTransport):
         if classifier.refused is not None:
             requested, refused = classifier.refused
             if refused is response:
-                reason = "more than the cap or the call's deadline allows"
+                reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
                 raise RetryAfterTooLongError(requested, response, reason)
         key = request.headers.get(self.classification.idempotency_header)
         if key is not None and response.status_code == 422:  # noqa: PLR2004 -- IETF draft
             raise IdempotencyKeyMismatchError(key, response)
         return response
+
+    def _line(self, request: Any) -> str:
+        """The request, fit for a message: secrets in the URL redacted."""
+        return f"{request.method} {self.redaction.redact_url(request.url)}"
 
     def _next_for(self, request: Any) -> Any:
         if self._next is not None:

@@ -13,6 +13,8 @@ from .._exceptions import BulkheadFullError
 from ._validate import check_count, check_seconds
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from .._context import Context
     from .._pipeline import Step
 
@@ -94,7 +96,10 @@ class Bulkhead:
 
     The state (permits, queue, counters) lives in this object and is shared by
     every call through it, in every pipeline that holds it: share one bulkhead
-    to cap several operations together. It serves the calls of one event loop
+    to cap several operations together. With *per_partition*, each partition of
+    the calls (each origin, under `resilient.http.Transport`) gets a pool of its
+    own, so one slow host cannot take every permit; at most *max_partitions*
+    idle pools are kept. It serves the calls of one event loop
     (asyncio or trio) at a time, in one process.
 
     ============  ===========  =================================================
@@ -110,6 +115,10 @@ class Bulkhead:
         limit: The most calls that run at once; the only positional option.
         queue: The most calls that wait for a permit.
         max_wait: The most seconds a call waits in the queue, or ``None``.
+        per_partition: Keep one pool of permits per partition (origin); default
+            False: one pool for all calls.
+        max_partitions: The most idle per-partition pools kept, an int >= 1;
+            default 1024.
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -121,22 +130,33 @@ class Bulkhead:
     _: KW_ONLY
     queue: int = 0
     max_wait: float | None = None
+    per_partition: bool = False
+    max_partitions: int = 1024
     _permits: _Permits = field(init=False, repr=False)
+    _partitions: OrderedDict[Hashable, _Permits] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_count("Bulkhead", "limit", self.limit)
         check_count("Bulkhead", "queue", self.queue, minimum=0)
         check_seconds("Bulkhead", "max_wait", self.max_wait, allow_none=True)
+        if not isinstance(self.per_partition, bool):
+            msg = f"Bulkhead: per_partition must be a bool, got {self.per_partition!r}"
+            raise TypeError(msg)
+        check_count("Bulkhead", "max_partitions", self.max_partitions)
         object.__setattr__(self, "_permits", _Permits())
+        object.__setattr__(self, "_partitions", OrderedDict())
 
     def describe(self) -> str:
         """E.g. ``Bulkhead(limit=64, queue=128)``."""
         wait = "" if self.max_wait is None else f", max_wait={self.max_wait:g}"
-        return f"Bulkhead(limit={self.limit}, queue={self.queue}{wait})"
+        per = ", per_partition" if self.per_partition else ""
+        return f"Bulkhead(limit={self.limit}, queue={self.queue}{wait}{per})"
 
-    def statistics(self) -> BulkheadStatistics:
-        """A snapshot of the permits, the queue and the counters."""
-        permits = self._permits
+    def statistics(self, partition: Hashable | None = None) -> BulkheadStatistics:
+        """A snapshot of the permits, the queue and the counters (of one partition's pool)."""
+        permits = (
+            self._permits if partition is None else self._partitions.get(partition, _Permits())
+        )
         return BulkheadStatistics(
             limit=self.limit,
             queue=self.queue,
@@ -147,9 +167,28 @@ class Bulkhead:
             rejected=permits.rejected,
         )
 
+    def _permits_for(self, partition: Hashable) -> _Permits:
+        partitions = self._partitions
+        permits = partitions.get(partition)
+        if permits is None:
+            permits = partitions[partition] = _Permits()
+            if len(partitions) > self.max_partitions:
+                # Forget the least recently used idle pool; a busy one must stay,
+                # or its limit would not hold.
+                for key, old in partitions.items():
+                    if not old.running and not old.queue:
+                        del partitions[key]
+                        break
+        else:
+            partitions.move_to_end(partition)
+        return permits
+
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* holding a permit; raise `BulkheadFullError` if none comes."""
-        permits = self._permits
+        if self.per_partition and ctx.partition is not None:
+            permits = self._permits_for(ctx.partition)
+        else:
+            permits = self._permits
         # Nobody waits while a permit is free (release() hands permits straight to
         # waiters), so a free permit is this call's without any await.
         if permits.running < self.limit:
