@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import resilient as rs
-from resilient._clock import now
+from resilient._clock import now, sleep
 from resilient.instrumentation import Hook
 from resilient.testing import run
 
@@ -86,7 +86,7 @@ async def test_an_open_circuit_rejects_and_says_for_how_long() -> None:
     for _ in range(5):
         await call(pipeline, fail)
     opened = now()
-    await anyio.sleep(4)
+    await sleep(4)
     calls = 0
 
     async def counted() -> str:
@@ -109,7 +109,7 @@ async def test_half_open_admits_the_permitted_probes_and_rejects_the_rest() -> N
     pipeline = rs.Pipeline(cb, hooks=[])
     for _ in range(5):
         await call(pipeline, fail)
-    await anyio.sleep(1.0)
+    await sleep(1.0)
     release = anyio.Event()
     results: list[str] = []
 
@@ -123,7 +123,7 @@ async def test_half_open_admits_the_permitted_probes_and_rejects_the_rest() -> N
     async with anyio.create_task_group() as tg:
         for _ in range(4):
             tg.start_soon(run_probe)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         assert cb.state() is HALF_OPEN
         with pytest.raises(rs.CircuitOpenError, match="half-open and all its probe") as info:
             await pipeline.run(ok)
@@ -145,7 +145,7 @@ async def test_probes_close_or_reopen_by_the_failure_rate(
     pipeline = rs.Pipeline(cb, hooks=[])
     for _ in range(5):
         await call(pipeline, fail)
-    await anyio.sleep(1.0)
+    await sleep(1.0)
     for fn in probes:
         await call(pipeline, fn)
     assert cb.state() is state
@@ -161,10 +161,10 @@ async def test_open_duration_grows_with_a_backoff_and_resets_on_close() -> None:
     for _ in range(5):
         await call(pipeline, fail)
     for _ in range(3):  # failed probes reopen it for longer each time, up to the cap
-        await anyio.sleep(cb.statistics().retry_after)
+        await sleep(cb.statistics().retry_after)
         await call(pipeline, fail)
     assert durations == [1.0, 2.0, 3.0, 3.0]
-    await anyio.sleep(3.0)
+    await sleep(3.0)
     await call(pipeline, ok)
     assert cb.state() is CLOSED
     for _ in range(5):
@@ -177,17 +177,17 @@ async def test_half_open_max_wait_reopens_a_circuit_whose_probes_never_report() 
     pipeline = rs.Pipeline(cb, hooks=[])
     for _ in range(5):
         await call(pipeline, fail)
-    await anyio.sleep(1.0)
+    await sleep(1.0)
 
     async def hang() -> str:
-        await anyio.sleep(100)
+        await sleep(100)
         return "late"
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call, pipeline, hang)
-        await anyio.sleep(1)
+        await sleep(1)
         assert await call(pipeline) == "rejected"  # the probe slot is taken
-        await anyio.sleep(5)
+        await sleep(5)
         assert await call(pipeline) == "rejected"  # max wait passed: open again
         assert cb.state() is OPEN
         tg.cancel_scope.cancel()
@@ -198,7 +198,7 @@ async def test_time_window_forgets_old_failures() -> None:
     pipeline = rs.Pipeline(cb, hooks=[])
     for _ in range(3):
         await call(pipeline, fail)
-    await anyio.sleep(11)  # those failures have left the window
+    await sleep(11)  # those failures have left the window
     assert cb.statistics().calls == 0
     await call(pipeline, fail)
     for _ in range(3):
@@ -224,7 +224,7 @@ async def test_slow_calls_open_the_circuit() -> None:
     pipeline = rs.Pipeline(cb, hooks=[])
 
     async def slow() -> str:
-        await anyio.sleep(1.5)
+        await sleep(1.5)
         return "ok"
 
     for fn in [ok, ok, slow, slow]:
@@ -260,10 +260,10 @@ async def test_a_cancelled_probe_frees_its_slot() -> None:
     pipeline = rs.Pipeline(cb, hooks=[])
     for _ in range(5):
         await call(pipeline, fail)
-    await anyio.sleep(1)
+    await sleep(1)
 
     async def hang() -> str:
-        await anyio.sleep(100)
+        await sleep(100)
         return "x"
 
     with anyio.move_on_after(1):
@@ -278,15 +278,15 @@ async def test_a_call_from_before_the_trip_does_not_count_as_a_probe() -> None:
     pipeline = rs.Pipeline(cb, hooks=[])
 
     async def slow_ok() -> str:
-        await anyio.sleep(5)
+        await sleep(5)
         return "ok"
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(call, pipeline, slow_ok)  # admitted while closed
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         for _ in range(5):
             await call(pipeline, fail)
-        await anyio.sleep(1)
+        await sleep(1)
         assert await call(pipeline, fail) == "failed"  # the probe fails: open again
         assert cb.state() is OPEN
     # slow_ok finished at t=5 while open: it neither closed the circuit nor counted
@@ -355,7 +355,7 @@ async def test_pipeline_hooks_and_listeners_hear_transitions(logs: list[dict[str
     start = now()
     for _ in range(5):
         await call(pipeline, fail)
-    await anyio.sleep(2)
+    await sleep(2)
     await call(pipeline)
     assert [(t.old, t.new) for t in heard] == [
         (CLOSED, OPEN),

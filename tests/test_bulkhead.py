@@ -12,7 +12,7 @@ import pytest
 
 import resilient as rs
 from resilient import Bulkhead, BulkheadStatistics
-from resilient._clock import now
+from resilient._clock import now, sleep
 
 pytestmark = pytest.mark.anyio
 
@@ -37,7 +37,7 @@ class Tracker:
         self.peak = max(self.peak, self.running)
         self.starts.append((label, now() - self.origin))
         try:
-            await anyio.sleep(seconds)
+            await sleep(seconds)
         finally:
             self.running -= 1
         return label
@@ -72,7 +72,7 @@ async def test_queued_calls_run_in_arrival_order() -> None:
     track = Tracker()
 
     async def arrive(i: int) -> None:
-        await anyio.sleep(i * 0.01)  # arrival order, independent of task scheduling
+        await sleep(i * 0.01)  # arrival order, independent of task scheduling
         await pipeline.run(track, 1.0, i)
 
     async with anyio.create_task_group() as tg:
@@ -88,7 +88,7 @@ async def test_a_newcomer_does_not_take_a_permit_a_waiter_is_owed() -> None:
     track = Tracker()
 
     async def arrive(at: float, label: str) -> None:
-        await anyio.sleep(at)
+        await sleep(at)
         await pipeline.run(track, 1.0, label)
 
     async with anyio.create_task_group() as tg:
@@ -105,7 +105,7 @@ async def test_a_call_that_finds_the_queue_full_is_rejected_at_once() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, track, 5.0)  # runs
         tg.start_soon(pipeline.run, track, 5.0)  # waits
-        await anyio.sleep(1.0)
+        await sleep(1.0)
         start = now()
         with pytest.raises(rs.BulkheadFullError) as info:
             await pipeline.run(track, 5.0)
@@ -121,7 +121,7 @@ async def test_without_a_queue_a_busy_bulkhead_rejects_at_once() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, track, 1.0)
         tg.start_soon(pipeline.run, track, 1.0)
-        await anyio.sleep(0.5)
+        await sleep(0.5)
         start = now()
         with pytest.raises(rs.BulkheadFullError):
             await pipeline.run(quick)
@@ -136,7 +136,7 @@ async def test_a_wait_longer_than_max_wait_is_rejected_when_it_runs_out() -> Non
     track = Tracker()
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, track, 10.0)
-        await anyio.sleep(0.5)
+        await sleep(0.5)
         with pytest.raises(rs.BulkheadFullError):
             await pipeline.run(quick)
         assert now() - track.origin == pytest.approx(3.0)
@@ -150,7 +150,7 @@ async def test_a_permit_that_comes_within_max_wait_admits_the_call() -> None:
     track = Tracker()
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, track, 1.5)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         assert await pipeline.run(track, 0.0, "waited") == "waited"
     assert track.starts[-1] == ("waited", pytest.approx(1.5))
 
@@ -160,7 +160,7 @@ async def test_max_wait_zero_never_queues() -> None:
     pipeline = rs.Pipeline(bulkhead)
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, Tracker(), 1.0)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         start = now()
         with pytest.raises(rs.BulkheadFullError):
             await pipeline.run(quick)
@@ -174,7 +174,7 @@ async def test_without_max_wait_the_enclosing_deadline_ends_the_wait() -> None:
     track = Tracker()
     async with anyio.create_task_group() as tg:
         tg.start_soon(rs.Pipeline(bulkhead).run, track, 10.0)
-        await anyio.sleep(0.5)
+        await sleep(0.5)
         with pytest.raises(rs.DeadlineExceededError):
             await rs.Pipeline(rs.Timeout(3.0), bulkhead).run(quick)
         assert now() - track.origin == pytest.approx(3.5)
@@ -188,7 +188,7 @@ async def test_an_exception_releases_the_permit() -> None:
     pipeline = rs.Pipeline(bulkhead)
 
     async def fail_later() -> None:
-        await anyio.sleep(1.0)
+        await sleep(1.0)
         raise ValueError("boom")
 
     errors: list[BaseException] = []
@@ -202,7 +202,7 @@ async def test_an_exception_releases_the_permit() -> None:
     track = Tracker()
     async with anyio.create_task_group() as tg:
         tg.start_soon(fail)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         tg.start_soon(pipeline.run, track, 0.0, "next")
     assert [str(exc) for exc in errors] == ["boom"]
     assert track.starts == [("next", pytest.approx(1.0))]  # the waiter got the permit
@@ -237,11 +237,11 @@ async def test_a_call_cancelled_while_waiting_leaves_the_queue() -> None:
     with anyio.fail_after(HANG):
         async with anyio.create_task_group() as tg:
             tg.start_soon(pipeline.run, track, 1.0, "holder")
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(impatient)
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(pipeline.run, track, 0.0, "patient")
-            await anyio.sleep(0.5)
+            await sleep(0.5)
             assert bulkhead.statistics().waiting == 1  # the impatient one has left
     assert track.starts == [("holder", 0.0), ("patient", pytest.approx(1.0))]
     stats = bulkhead.statistics()
@@ -273,7 +273,7 @@ async def test_a_permit_handed_to_a_waiter_cancelled_at_that_moment_goes_to_the_
     scope = anyio.CancelScope()
 
     async def holder() -> None:
-        await anyio.sleep(1.0)
+        await sleep(1.0)
         if order == "cancel, then release":
             scope.cancel()  # the release follows in the same step, as the call returns
 
@@ -285,9 +285,9 @@ async def test_a_permit_handed_to_a_waiter_cancelled_at_that_moment_goes_to_the_
     with anyio.fail_after(HANG):
         async with anyio.create_task_group() as tg:
             tg.start_soon(rs.Pipeline(*outer, bulkhead).run, holder)
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(doomed)
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(rs.Pipeline(bulkhead).run, track, 0.0, "next")
     # The doomed waiter may have started before it saw the cancellation (asyncio
     # delivers it at the next await); either way the next waiter runs at 1.0 s.
@@ -344,12 +344,12 @@ async def test_1000_random_cancellations_leave_no_permit_behind() -> None:
         running += 1
         peak = max(peak, running)
         try:
-            await anyio.sleep(seconds)
+            await sleep(seconds)
         finally:
             running -= 1
 
     async def one(arrival: float, patience: float | None, seconds: float, scoped: bool) -> None:
-        await anyio.sleep(arrival)
+        await sleep(arrival)
         started: list[bool] = []
         if patience is None or scoped:
             pipeline = rs.Pipeline(bulkhead)
@@ -417,7 +417,7 @@ async def test_statistics_count_what_happened() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(pipeline.run, track, 1.0)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         with pytest.raises(rs.BulkheadFullError):
             await pipeline.run(quick)
         assert bulkhead.statistics() == BulkheadStatistics(

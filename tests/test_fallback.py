@@ -10,7 +10,7 @@ import pytest
 
 import resilient as rs
 from resilient import Fallback
-from resilient._clock import now
+from resilient._clock import now, sleep
 
 pytestmark = pytest.mark.anyio
 
@@ -134,7 +134,7 @@ async def test_cancellation_is_never_handled_even_with_on_base_exception() -> No
     handler = Handler()
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     with anyio.move_on_after(1) as scope:
         await rs.Pipeline(Fallback(handler=handler, on=BaseException)).run(hang)
@@ -157,7 +157,7 @@ async def test_outside_a_timeout_it_replaces_the_expiry() -> None:
     """First in the pipeline, it sees the inner Timeout's DeadlineExceededError."""
 
     async def hang() -> str:
-        await anyio.sleep(100)
+        await sleep(100)
         return "late"
 
     start = now()
@@ -171,7 +171,7 @@ async def test_an_outer_timeout_is_not_replaced() -> None:
     handler = Handler()
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     pipeline = rs.Pipeline(rs.Timeout(1.0), Fallback(handler=handler))
     with pytest.raises(rs.DeadlineExceededError):

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import resilient as rs
 from resilient import http as rsh
-from resilient._clock import now
+from resilient._clock import now, sleep
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -246,7 +246,7 @@ async def test_the_total_deadline_bounds_reading_the_body() -> None:
     class Trickle(httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
             for _ in range(100):
-                await anyio.sleep(0.5)
+                await sleep(0.5)
                 yield b"x"
 
     server = Server(lambda _: httpx.Response(200, stream=Trickle()))
@@ -265,7 +265,7 @@ async def test_event_streams_are_handed_over_unread() -> None:
     class Events(httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
             yield b"data: 1\n\n"
-            await anyio.sleep(60)
+            await sleep(60)
             yield b"data: 2\n\n"
 
     server = Server(
@@ -355,7 +355,7 @@ async def test_a_per_partition_bulkhead_gives_each_origin_its_own_permits() -> N
     transport = rsh.Transport(rs.Pipeline(bulkhead, hooks=[]), httpx.MockTransport(handler))
     async with httpx.AsyncClient(transport=transport) as c, anyio.create_task_group() as tg:
         tg.start_soon(c.get, "https://slow.example/")
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         slow = ("https", "slow.example", None)
         assert bulkhead.statistics(slow).running == 1
         with pytest.raises(rs.BulkheadFullError):  # the slow origin's single permit is taken

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -14,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 import resilient as rs
+from resilient._clock import sleep
 from resilient.instrumentation import (
     Hook,
     OpenTelemetryHook,
@@ -49,7 +49,7 @@ async def test_structlog_events_for_retry_give_up_and_timeout(logs: list[dict[st
     )
 
     async def hang() -> None:
-        await anyio.sleep(5)
+        await sleep(5)
 
     with pytest.raises(rs.DeadlineExceededError):
         await pipeline.run(hang)
@@ -175,7 +175,7 @@ async def test_otel_records_give_ups_and_timeouts(otel: Any) -> None:
     )
 
     async def hang() -> None:
-        await anyio.sleep(9)
+        await sleep(9)
 
     with pytest.raises(rs.DeadlineExceededError):
         await pipeline.run(hang)

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import resilient as rs
 from resilient import RateLimiter, RateLimiterStatistics
-from resilient._clock import now
+from resilient._clock import now, sleep
 from resilient.policies import _rate_limit
 from resilient.testing import run
 
@@ -58,11 +58,11 @@ async def test_without_waiting_calls_beyond_the_burst_are_rejected_until_their_s
     with pytest.raises(rs.RateLimitedError) as info:
         await pipeline.run(calls)
     assert info.value.retry_after == pytest.approx(0.1)
-    await anyio.sleep(0.1)
+    await sleep(0.1)
     await pipeline.run(calls)  # one slot has come free
     with pytest.raises(rs.RateLimitedError):
         await pipeline.run(calls)
-    await anyio.sleep(1.0)  # a quiet second refills the whole burst, no more
+    await sleep(1.0)  # a quiet second refills the whole burst, no more
     for _ in range(5):
         await pipeline.run(calls)
     with pytest.raises(rs.RateLimitedError):
@@ -75,12 +75,12 @@ async def test_a_rejection_carries_the_seconds_until_a_slot() -> None:
     pipeline = rs.Pipeline(RateLimiter(2))  # one call per 0.5 s
     calls = Recorder()
     await pipeline.run(calls)
-    await anyio.sleep(0.2)
+    await sleep(0.2)
     with pytest.raises(rs.RateLimitedError) as info:
         await pipeline.run(calls)
     assert info.value.retry_after == pytest.approx(0.3)
     assert isinstance(info.value, rs.RejectedError)
-    await anyio.sleep(0.3)
+    await sleep(0.3)
     assert await pipeline.run(calls) == "ok"
     assert calls.times == [0.0, pytest.approx(0.5)]
 
@@ -172,7 +172,7 @@ async def test_a_cancelled_first_waiter_does_not_consume_a_slot() -> None:
     with anyio.fail_after(HANG):
         async with anyio.create_task_group() as tg:
             tg.start_soon(impatient)
-            await anyio.sleep(0.25)
+            await sleep(0.25)
             tg.start_soon(pipeline.run, calls, "patient")
     assert calls.times == [0.0, pytest.approx(1.0)]
     stats = limiter.statistics()
@@ -192,11 +192,11 @@ async def test_a_cancelled_waiter_in_the_middle_of_the_queue_does_not_consume_a_
     with anyio.fail_after(HANG):
         async with anyio.create_task_group() as tg:
             tg.start_soon(pipeline.run, calls)  # slot 1 s
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(impatient)  # would have had slot 2 s
-            await anyio.sleep(0.1)
+            await sleep(0.1)
             tg.start_soon(pipeline.run, calls)  # gets slot 2 s, not 3 s
-            await anyio.sleep(0.5)
+            await sleep(0.5)
             assert limiter.statistics().waiting == 2
             with pytest.raises(rs.RateLimitedError) as info:  # a probe that will not wait
                 await rs.Pipeline(rs.Timeout(1.0), limiter).run(calls)
@@ -240,7 +240,7 @@ async def test_statistics_count_what_happened() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(3):
             tg.start_soon(pipeline.run, calls)
-        await anyio.sleep(0.5)
+        await sleep(0.5)
         with pytest.raises(rs.RateLimitedError):
             await pipeline.run(calls)
         assert limiter.statistics() == RateLimiterStatistics(
@@ -355,7 +355,7 @@ def test_admissions_in_any_window_never_exceed_burst_plus_rate_times_its_length(
         admitted.append(now())
 
     async def arrive(at: float, patience: float | None) -> None:
-        await anyio.sleep(at)
+        await sleep(at)
         scope = anyio.CancelScope() if patience is None else anyio.move_on_after(patience)
         with scope:
             try:

@@ -14,7 +14,7 @@ import pytest
 import tenacity
 
 import resilient as rs
-from resilient._clock import now
+from resilient._clock import now, sleep
 from resilient.instrumentation import GiveUpDetails, Hook, RetryDetails
 from resilient.testing import set_testing
 
@@ -128,7 +128,7 @@ async def test_cancellation_is_never_retried() -> None:
     async def hang() -> None:
         nonlocal attempts
         attempts += 1
-        await anyio.sleep(100)
+        await sleep(100)
 
     with anyio.move_on_after(1):
         await rs.Pipeline(rs.Retry(on=BaseException, backoff=NO_WAIT)).run(hang)

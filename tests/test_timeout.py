@@ -11,7 +11,7 @@ import anyio.lowlevel
 import pytest
 
 import resilient as rs
-from resilient._clock import now
+from resilient._clock import now, sleep
 
 pytestmark = pytest.mark.anyio
 
@@ -21,7 +21,7 @@ async def test_expiry_raises_our_error_at_the_deadline() -> None:
     start = now()
 
     async def hang() -> None:
-        await anyio.sleep(3600)
+        await sleep(3600)
 
     with pytest.raises(rs.DeadlineExceededError) as info:
         await rs.Pipeline(rs.Timeout(2.0)).run(hang)
@@ -33,7 +33,7 @@ async def test_the_error_is_a_builtin_timeout_error() -> None:
     """`except TimeoutError` catches it."""
 
     async def hang() -> None:
-        await anyio.sleep(10)
+        await sleep(10)
 
     with pytest.raises(TimeoutError):
         await rs.Pipeline(rs.Timeout(1.0)).run(hang)
@@ -43,12 +43,12 @@ async def test_a_quick_call_is_untouched_and_leaves_no_cancellation_behind() -> 
     """After a call that beat its deadline, nothing fires later in the same task."""
 
     async def quick() -> str:
-        await anyio.sleep(0.5)
+        await sleep(0.5)
         return "ok"
 
     assert await rs.Pipeline(rs.Timeout(1.0)).run(quick) == "ok"
     start = now()
-    await anyio.sleep(5)  # past the old deadline: must not be cancelled
+    await sleep(5)  # past the old deadline: must not be cancelled
     assert now() - start == pytest.approx(5.0)
 
 
@@ -58,7 +58,7 @@ async def test_cleanup_runs_when_the_call_is_cancelled() -> None:
 
     async def hang() -> None:
         try:
-            await anyio.sleep(10)
+            await sleep(10)
         finally:
             cleaned.append(True)
 
@@ -74,7 +74,7 @@ async def test_inside_retry_it_bounds_each_attempt() -> None:
     async def slow_then_fast() -> str:
         starts.append(now())
         if len(starts) < 3:
-            await anyio.sleep(10)
+            await sleep(10)
         return "ok"
 
     pipeline = rs.Pipeline(
@@ -93,7 +93,7 @@ async def test_outside_retry_it_bounds_the_whole_call() -> None:
     async def slow() -> None:
         nonlocal attempts
         attempts += 1
-        await anyio.sleep(1.0)
+        await sleep(1.0)
         raise ConnectionError
 
     pipeline = rs.Pipeline(
@@ -121,7 +121,7 @@ async def test_nested_deadlines_take_the_tighter(
             return "Peek"
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     start = now()
     with pytest.raises(rs.DeadlineExceededError) as info:
@@ -157,7 +157,7 @@ async def test_an_outside_cancellation_is_not_turned_into_a_timeout() -> None:
     outcome: list[str] = []
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     async def call() -> None:
         try:
@@ -178,7 +178,7 @@ async def test_an_outside_cancellation_at_the_same_moment_still_propagates() -> 
     start = now()
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     with anyio.move_on_after(1.0) as scope:
         await rs.Pipeline(rs.Timeout(1.0)).run(hang)
@@ -186,7 +186,7 @@ async def test_an_outside_cancellation_at_the_same_moment_still_propagates() -> 
     # inside it; never both and never a stray cancellation afterwards.
     assert scope.cancelled_caught
     assert now() - start == pytest.approx(1.0)
-    await anyio.sleep(1)
+    await sleep(1)
 
 
 async def test_a_swallowed_cancellation_does_not_leak() -> None:
@@ -194,7 +194,7 @@ async def test_a_swallowed_cancellation_does_not_leak() -> None:
 
     async def stubborn() -> str:
         try:
-            await anyio.sleep(10)
+            await sleep(10)
         except anyio.get_cancelled_exc_class():
             return "swallowed"
         return "slept"
@@ -202,7 +202,7 @@ async def test_a_swallowed_cancellation_does_not_leak() -> None:
     result = await rs.Pipeline(rs.Timeout(1.0)).run(stubborn)
     assert result == "swallowed"
     start = now()
-    await anyio.sleep(2)
+    await sleep(2)
     assert now() - start == pytest.approx(2.0)
 
 
@@ -217,7 +217,7 @@ async def test_the_timeout_hook_fires() -> None:
             heard.append(details)
 
     async def hang() -> None:
-        await anyio.sleep(100)
+        await sleep(100)
 
     with pytest.raises(rs.DeadlineExceededError):
         await rs.Pipeline(rs.Timeout(0.5), name="op", hooks=[Listen()]).run(hang)
@@ -250,10 +250,10 @@ async def test_concurrent_calls_each_expire_at_their_own_deadline() -> None:
     start = now()
 
     async def work(i: int) -> None:
-        await anyio.sleep(5.0 if i % 2 else 50.0)  # odd calls are quick enough
+        await sleep(5.0 if i % 2 else 50.0)  # odd calls are quick enough
 
     async def call(i: int) -> None:
-        await anyio.sleep(i)  # staggered starts: call i starts at t = i
+        await sleep(i)  # staggered starts: call i starts at t = i
         try:
             await pipeline.run(work, i)
         except rs.DeadlineExceededError:
@@ -280,11 +280,11 @@ async def test_finished_calls_behind_a_long_one_do_not_pile_up(anyio_backend_nam
         await anyio.lowlevel.checkpoint()
 
     async def slow() -> None:
-        await anyio.sleep(30)
+        await sleep(30)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(pipeline.run, slow)
-        await anyio.sleep(0.1)
+        await sleep(0.1)
         for _ in range(5000):
             await pipeline.run(quick)
         (lane,) = timeout._lanes.values()
@@ -297,7 +297,7 @@ def test_one_timeout_serves_successive_event_loops() -> None:
     timeout = rs.Timeout(1.0)
 
     async def hang() -> None:
-        await anyio.sleep(5)
+        await sleep(5)
 
     async def main() -> str:
         try:
