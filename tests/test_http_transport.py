@@ -382,3 +382,51 @@ async def test_messages_and_logs_name_the_request_without_its_secrets(
         "GET api.example"
     ]
     assert "canary-secret-9" not in repr(logs)
+
+
+async def test_a_stream_body_is_never_sent_twice_even_if_a_predicate_asks() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    server = Server(503, 200)
+    policy = rs.Pipeline(
+        rs.Retry(on_result=lambda r: r.status_code == 503, backoff=FAST, budget=None), hooks=[]
+    )
+    async with client(server, policy) as c:
+        with pytest.raises(rsh.RequestNotReplayableError, match=r"PUT https://api\.example/"):
+            await c.put("/", content=body())
+    assert len(server.requests) == 1
+
+
+async def test_rate_limit_resets_count_only_on_429() -> None:
+    """GitHub-style quota headers on a 502 are information, not a request to wait."""
+    reset = {"X-RateLimit-Reset": "3600"}
+    server = Server((502, reset), (429, {"X-RateLimit-Reset": "2"}), 200)
+    async with client(server) as c:
+        assert (await c.get("/")).status_code == 200
+    gaps = [b - a for a, b in zip(server.times, server.times[1:])]  # noqa: B905
+    assert gaps == [pytest.approx(0.5), pytest.approx(2.0)]
+
+
+async def test_a_422_to_a_minted_key_is_the_servers_own_answer() -> None:
+    server = Server(422)
+    async with client(server, idempotency_keys=True) as c:
+        assert (await c.post("/", json={"bad": True})).status_code == 422
+
+
+async def test_ndjson_and_opted_in_downloads_are_handed_over_unread() -> None:
+    class Slow(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b"part"
+            await sleep(60)
+            yield b"rest"
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        kind = "application/x-ndjson" if request.url.path == "/lines" else "application/zip"
+        return httpx.Response(200, headers={"content-type": kind}, stream=Slow())
+
+    server = Server(answer, answer)
+    async with client(server, rs.Pipeline(rs.Timeout(5.0), hooks=[])) as c:
+        for path, extensions in [("/lines", {}), ("/file.zip", {"resilient.stream": True})]:
+            async with c.stream("GET", path, extensions=extensions) as response:
+                assert [chunk async for chunk in response.aiter_bytes()] == [b"part", b"rest"]

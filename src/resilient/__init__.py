@@ -78,3 +78,7 @@ __all__ = [
     "Timeout",
     "__version__",
 ]
+
+# The HTTP layer is part of the public surface as `resilient.http` (``rs.http.Transport``);
+# imported last, as it builds on everything above.
+from . import http as http

@@ -36,11 +36,12 @@ class Policy(Protocol):
     calls.
     """
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:
+    def execute(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
         """Run *next_step* (the rest of the pipeline) for the call *ctx*, under this policy.
 
-        A policy may run *next_step* once, several times, or not at all, and it
-        may change *ctx* for the steps inside it; it restores what it narrowed.
+        Usually an ``async def``. A policy may run *next_step* once, several times,
+        or not at all, and it may change *ctx* for the steps inside it; it
+        restores what it narrowed.
         """
         ...
 

@@ -40,6 +40,9 @@ _MAYBE_SENT = frozenset(
 )
 
 
+_WAIT_HEADERS = (b"retry-after", b"retry-after-ms")
+
+
 def _names(exc: BaseException) -> set[str]:
     return {cls.__name__ for cls in type(exc).__mro__}
 
@@ -63,11 +66,12 @@ class HttpClassification:
       timeouts only for idempotent requests;
     - **counted as a breaker failure**: a status in *failure_statuses*, any
       transport error and any timeout; never an ordinary 4xx;
-    - **waited for**: ``Retry-After`` (delta-seconds or HTTP-date),
-      ``retry-after-ms``, ``RateLimit-Reset`` and ``X-RateLimit-Reset`` set the
-      next wait, up to *max_retry_after*. A server that asks for more than that,
-      or for more than the call's deadline leaves, makes the call give up at once
-      with `RetryAfterTooLongError`, which carries the server's value.
+    - **waited for**: ``Retry-After`` (delta-seconds or HTTP-date) and
+      ``retry-after-ms`` set the next wait, and so do ``RateLimit-Reset`` and
+      ``X-RateLimit-Reset`` on a 429, up to *max_retry_after*. A server that asks
+      for more than that, or for more than the call's deadline leaves, makes the
+      call give up at once with `RetryAfterTooLongError`, which carries the
+      server's value.
 
     A request whose body is a stream that cannot be sent again is never retried.
 
@@ -121,22 +125,18 @@ class HttpClassification:
         """Whether *method* is retried without an idempotency key."""
         return method.upper() in self.idempotent_methods
 
-    def for_request(self, request: Any, ctx: Context) -> RequestClassifier:
-        """The classifier of one logical request."""
-        return RequestClassifier(self, request, ctx)
-
 
 class RequestClassifier:
     """`HttpClassification` applied to one request (a `resilient.Classifier`)."""
 
-    __slots__ = ("_ctx", "_options", "idempotent", "keyed", "refused", "replayable", "request")
+    __slots__ = ("_options", "ctx", "idempotent", "key", "refused", "replayable", "request")
 
-    def __init__(self, options: HttpClassification, request: Any, ctx: Context) -> None:
+    def __init__(self, options: HttpClassification, request: Any, key: str | None) -> None:
         self._options = options
-        self._ctx = ctx
+        self.ctx: Context | None = None  # set when the call starts
         self.request = request
-        self.keyed = options.idempotency_header in request.headers
-        self.idempotent = self.keyed or options.is_idempotent(request.method)
+        self.key = key
+        self.idempotent = key is not None or options.is_idempotent(request.method)
         self.replayable = type(request.stream).__name__ == "ByteStream"
         self.refused: tuple[float, Any] | None = None  # (the server's delay, response)
 
@@ -149,7 +149,7 @@ class RequestClassifier:
             response: Any = outcome.result
             status = response.status_code
             if status == 409:  # noqa: PLR2004 -- the same key still being processed
-                return self.keyed
+                return self.key is not None
             return status in self._options.retry_statuses and self.idempotent
         names = _names(exc)
         if names & _NOT_SENT:
@@ -171,12 +171,15 @@ class RequestClassifier:
         response = outcome.result
         if response is None:
             return None
-        asked = parse_server_delay(
-            response.headers, now=time.time(), cap=self._options.max_retry_after
-        )
+        headers = response.headers
+        if response.status_code != 429:  # noqa: PLR2004
+            # Rate-limit reset headers describe a quota, and many APIs send them on
+            # every response: only a 429 makes them a request to wait.
+            headers = [(k, v) for k, v in headers.raw if k.lower() in _WAIT_HEADERS]
+        asked = parse_server_delay(headers, now=time.time(), cap=self._options.max_retry_after)
         if asked is None:
             return None
-        deadline = self._ctx.deadline
+        deadline = None if self.ctx is None else self.ctx.deadline
         if asked.exceeds_cap or (deadline is not None and now() + asked.requested >= deadline):
             self.refused = (asked.requested, response)
             return math.inf  # Retry gives up at once; Transport raises RetryAfterTooLongError

@@ -6,7 +6,7 @@ from typing import Any
 
 from .._exceptions import RejectedError, ResilienceError
 
-__all__ = ["IdempotencyKeyMismatchError", "RetryAfterTooLongError"]
+__all__ = ["IdempotencyKeyMismatchError", "RequestNotReplayableError", "RetryAfterTooLongError"]
 
 
 class RetryAfterTooLongError(RejectedError):
@@ -48,3 +48,18 @@ class IdempotencyKeyMismatchError(ResilienceError):
         )
         self.key = key
         self.response = response
+
+
+class RequestNotReplayableError(ResilienceError):
+    """A policy asked to send again a request whose body was a one-shot stream.
+
+    The default classification never retries such a request; a custom *on* or
+    *on_result* can ask for it, and then this error replaces a second sending
+    that would fail anyway. Give the body as bytes to make the request retryable.
+    """
+
+    def __init__(self, line: str) -> None:
+        super().__init__(
+            f"{line}: not sent again: its body was a stream, already consumed by the first "
+            "attempt; pass the body as bytes to make the request retryable"
+        )

@@ -16,16 +16,34 @@ from ..policies._breaker import CircuitBreaker
 from ..policies._retry import Retry
 from ..policies._timeout import Timeout
 from ._classification import HttpClassification, RequestClassifier
-from ._errors import IdempotencyKeyMismatchError, RetryAfterTooLongError
+from ._errors import (
+    IdempotencyKeyMismatchError,
+    RequestNotReplayableError,
+    RetryAfterTooLongError,
+)
 from ._redact import Redaction
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from .._context import Context
     from .._pipeline import Step
 
 __all__ = ["Transport", "default_pipeline"]
 
-_STREAMED_TYPES = ("text/event-stream",)
+_STREAMED_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+
+
+def _raw_header(headers: Any, name: bytes) -> str | None:
+    """The first value of header *name* (lower-case bytes), or None.
+
+    Reads the public ``headers.raw`` pairs: httpx's ``Headers.get`` re-derives the
+    headers' encoding on every call, which costs more than this whole scan.
+    """
+    for key, value in headers.raw:
+        if key.lower() == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def default_pipeline() -> Pipeline:
@@ -42,19 +60,16 @@ def default_pipeline() -> Pipeline:
 class _Prepare:
     """Outermost step: what the policies need to know about this request."""
 
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
     async def execute(self, next_step: Step, ctx: Context) -> Any:
-        request = ctx.args[0]
+        request, classifier = ctx.args
         url = request.url
         ctx.partition = (url.scheme, url.host, url.port)
         if ctx.operation is None:
             # Few distinct values, no secrets: it names log events and the call's span.
             ctx.operation = f"{request.method} {url.host}"
-        ctx.classifier = self._transport.classification.for_request(request, ctx)
-        ctx.idempotency_key = request.headers.get(self._transport.classification.idempotency_header)
-        ctx.args[1].append(ctx.classifier)  # handed back to Transport._finish
+        classifier.ctx = ctx
+        ctx.classifier = classifier
+        ctx.idempotency_key = classifier.key
         return await next_step(ctx)
 
     def describe(self) -> str:
@@ -67,9 +82,9 @@ class _Exchange:
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:
+    def execute(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
         del next_step  # the exchange is the call
-        return await self._transport._attempt(ctx.args[0], ctx)  # noqa: SLF001 -- its helper
+        return self._transport._attempt(ctx)  # noqa: SLF001 -- its own helper
 
     def describe(self) -> str:
         return "send"
@@ -98,17 +113,21 @@ class Transport(httpx.AsyncBaseTransport):
     **Bodies.** A response is read inside the pipeline, so the total and
     per-attempt timeouts bound the whole exchange, body included, and an error
     while reading the body is judged (and retried) like any transport error.
-    Streamed responses (``text/event-stream``, e.g. LLM token streams) are
-    handed over as soon as their headers arrive: retries and timeouts cover the
-    exchange up to the headers, and reading the stream is bounded by the client's
-    own read timeouts. A response of a failed attempt is read and closed before
+    Streamed responses (``text/event-stream``, e.g. LLM token streams, NDJSON and
+    JSON Lines, or any request sent with ``extensions={"resilient.stream": True}``,
+    for downloads) are handed over as soon as their headers arrive: retries and
+    timeouts cover the exchange up to the headers, and reading the stream is
+    bounded by the client's own read timeouts. A request whose body is a one-shot
+    stream is never sent twice (`RequestNotReplayableError` if a custom predicate
+    asks for it). A response of a failed attempt is read and closed before
     the next attempt, so its connection goes back to the pool.
 
     **Idempotency keys.** POST and PATCH are retried only with an idempotency
     key. With *idempotency_keys*, the transport mints a high-entropy key for each
     logical request that has none (never replacing the caller's), and every
     retry and hedge of that request carries the same key. A 409 with a key is
-    retried; a 422 raises `IdempotencyKeyMismatchError`.
+    retried; a 422 to a key the caller set raises `IdempotencyKeyMismatchError`
+    (a key minted here was never used before, so its 422 is the server's own).
 
     Args:
         policy: The pipeline (or a single policy); default `default_pipeline()`.
@@ -118,7 +137,8 @@ class Transport(httpx.AsyncBaseTransport):
         idempotency_keys: Mint keys for POST/PATCH requests that carry none.
         attempt_header: If set, a header carrying the attempt number (1, 2, ...).
         redaction: What to hide from logs, spans and error messages.
-        tracer_provider: For a client span per attempt; default: the global one.
+        tracer_provider: For a client span per attempt; default: the global one
+            (spans are made only once a real provider is set, globally or here).
 
     """
 
@@ -156,49 +176,44 @@ class Transport(httpx.AsyncBaseTransport):
         self.attempt_header = attempt_header
         inner = policy if isinstance(policy, Pipeline) else Pipeline(policy)
         self.pipeline = Pipeline(
-            _Prepare(self), inner, _Exchange(self), name=inner.name, hooks=inner.hooks
+            _Prepare(), inner, _Exchange(self), name=inner.name, hooks=inner.hooks
         )
         self._next = next_transport
         self._defaults: dict[str, Any] = {}
         self._tracer = trace.get_tracer("resilient.http", __version__, tracer_provider)
+        self._key_header = self.classification.idempotency_header.lower().encode("latin-1")
 
     def __repr__(self) -> str:
         return f"resilient.http.Transport({self.pipeline.describe()})"
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send *request* through the pipeline; return the response of the last attempt."""
-        header = self.classification.idempotency_header
-        if (
-            self.idempotency_keys
-            and header not in request.headers
-            and not self.classification.is_idempotent(request.method)
-        ):
-            request.headers[header] = secrets.token_urlsafe(24)
-        box: list[RequestClassifier] = []
+        options = self.classification
+        key = _raw_header(request.headers, self._key_header)
+        minted = False
+        if key is None and self.idempotency_keys and not options.is_idempotent(request.method):
+            key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
+            minted = True
+        classifier = RequestClassifier(options, request, key)
         try:
-            response = await self.pipeline.run(self._never_called, request, box)
+            response = await self.pipeline.run(self._never_called, request, classifier)
         except Exception as exc:
-            if box and not box[0].replayable and sys.version_info >= (3, 11):
+            if not classifier.replayable and sys.version_info >= (3, 11):
                 exc.add_note(
                     "resilient: not retried: the request body is a stream that cannot be sent again"
                 )
             raise
-        return self._finish(request, response, box[0])
-
-    @staticmethod
-    async def _never_called(request: Any, box: list[RequestClassifier]) -> Any:  # pragma: no cover
-        del request, box  # _Exchange, the innermost step, sends instead
-
-    def _finish(self, request: Any, response: Any, classifier: RequestClassifier) -> Any:
-        if classifier.refused is not None:
-            requested, refused = classifier.refused
-            if refused is response:
-                reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
-                raise RetryAfterTooLongError(requested, response, reason)
-        key = request.headers.get(self.classification.idempotency_header)
-        if key is not None and response.status_code == 422:  # noqa: PLR2004 -- IETF draft
+        if classifier.refused is not None and classifier.refused[1] is response:
+            reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
+            raise RetryAfterTooLongError(classifier.refused[0], response, reason)
+        # A key minted here was never used before, so its 422 is not a mismatch.
+        if key is not None and not minted and response.status_code == 422:  # noqa: PLR2004
             raise IdempotencyKeyMismatchError(key, response)
         return response
+
+    @staticmethod
+    async def _never_called(request: Any, classifier: RequestClassifier) -> Any:  # pragma: no cover
+        del request, classifier  # _Exchange, the innermost step, sends instead
 
     def _line(self, request: Any) -> str:
         """The request, fit for a message: secrets in the URL redacted."""
@@ -214,31 +229,38 @@ class Transport(httpx.AsyncBaseTransport):
             transport = self._defaults[library] = module.AsyncHTTPTransport()
         return transport
 
-    async def _attempt(self, request: Any, ctx: Context) -> Any:
+    async def _attempt(self, ctx: Context) -> Any:
+        request, classifier = ctx.args
+        if ctx.attempt > 1 and not classifier.replayable:
+            raise RequestNotReplayableError(self._line(request))
         if self.attempt_header is not None:
             request.headers[self.attempt_header] = str(ctx.attempt)
-        with self._tracer.start_as_current_span(
-            request.method,
-            kind=trace.SpanKind.CLIENT,
-            attributes=self._span_attributes(request, ctx),
-        ) as span:
+        span = self._tracer.start_span(request.method, kind=trace.SpanKind.CLIENT)
+        # Attributes, and the span as the current one, only if someone records it:
+        # without an OpenTelemetry SDK that work would be the costliest part of a call.
+        if not span.is_recording():
+            return await self._exchange(request, ctx)
+        span.set_attributes(self._span_attributes(request, ctx))
+        with trace.use_span(span, end_on_exit=True):
             try:
-                response = await self._next_for(request).handle_async_request(request)
+                response = await self._exchange(request, ctx)
             except BaseException as exc:
-                if span.is_recording():
-                    span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_attribute("error.type", type(exc).__qualname__)
                 raise
-            try:
-                if response.status_code >= 400 or not self._streamed(response):  # noqa: PLR2004
-                    await response.aread()
-            except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
-                raise
-            if span.is_recording():
-                span.set_attribute("http.response.status_code", response.status_code)
-                if response.status_code >= 400:  # noqa: PLR2004 -- OTel semconv
-                    span.set_attribute("error.type", str(response.status_code))
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:  # noqa: PLR2004 -- OTel semconv
+                span.set_attribute("error.type", str(response.status_code))
+            return response
+
+    async def _exchange(self, request: Any, ctx: Context) -> Any:
+        response = await self._next_for(request).handle_async_request(request)
+        try:
+            if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
+                await response.aread()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            raise
         response.extensions["resilient"] = {
             "attempts": ctx.attempt,
             "delays": list(ctx.attributes.get("resilient.delays", ())),
@@ -259,9 +281,13 @@ class Transport(httpx.AsyncBaseTransport):
         return attributes
 
     @staticmethod
-    def _streamed(response: Any) -> bool:
-        content_type = response.headers.get("content-type", "")
-        return content_type.split(";")[0].strip().lower() in _STREAMED_TYPES
+    def _streamed(request: Any, response: Any) -> bool:
+        if request.extensions.get("resilient.stream"):
+            return True
+        content_type = _raw_header(response.headers, b"content-type")
+        return content_type is not None and content_type.split(";")[0].strip().lower() in (
+            _STREAMED_TYPES
+        )
 
     async def aclose(self) -> None:
         """Close the wrapped transport (and the default ones this transport made)."""
