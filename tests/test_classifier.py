@@ -19,6 +19,9 @@ class StatusClassifier:
     def __init__(self, hint: float | None = None) -> None:
         self.hint = hint
 
+    def accepts(self, result: Any) -> bool:
+        return result < 400
+
     def should_retry(self, outcome: rs.Outcome[Any]) -> bool:
         if outcome.exception is not None:
             return isinstance(outcome.exception, KeyError)  # an odd choice, on purpose

@@ -20,6 +20,14 @@ __all__ = ["Classifier"]
 class Classifier(Protocol):
     """What an outcome means, for the policies of one call."""
 
+    def accepts(self, result: Any) -> bool:
+        """Whether *result* is an ordinary success that no policy needs to judge.
+
+        The cheap first question, asked of every result on the hot path; the
+        others are asked only when it says no.
+        """
+        ...
+
     def should_retry(self, outcome: Outcome[Any]) -> bool:
         """Whether `Retry` (and `Hedging`) should try again after *outcome*."""
         ...

@@ -182,10 +182,23 @@ class Pipeline:
     def _start(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:
+        return self.run_context(self.new_context(fn, args, kwargs))
+
+    def new_context(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Context:
+        """A context for calling ``fn(*args, **kwargs)`` through this pipeline.
+
+        For protocol layers (`resilient.http.Transport`) that fill in the context
+        (classifier, partition, idempotency key) before `run_context`.
+        """
         # Read the global hook set at call time, so set_hooks() reaches every pipeline.
         dispatch = self._dispatch or _dispatch.installed or _dispatch.current()
-        ctx = Context(fn, args, kwargs, dispatch, self._name)
-        if dispatch.trace_call:
+        return Context(fn, args, kwargs, dispatch, self._name)
+
+    def run_context(self, ctx: Context) -> Awaitable[Any]:
+        """Run the call that *ctx* describes through the pipeline; await the result."""
+        if ctx.dispatch.trace_call:
             return self._traced(ctx)
         return self._entry(ctx)
 

@@ -129,16 +129,33 @@ class HttpClassification:
 class RequestClassifier:
     """`HttpClassification` applied to one request (a `resilient.Classifier`)."""
 
-    __slots__ = ("_options", "ctx", "idempotent", "key", "refused", "replayable", "request")
+    __slots__ = ("_options", "_stream", "ctx", "key", "refused", "request")
 
     def __init__(self, options: HttpClassification, request: Any, key: str | None) -> None:
         self._options = options
         self.ctx: Context | None = None  # set when the call starts
         self.request = request
+        # The body as sent first: a transport may swap in a buffered copy later.
+        self._stream = request.stream
         self.key = key
-        self.idempotent = key is not None or options.is_idempotent(request.method)
-        self.replayable = type(request.stream).__name__ == "ByteStream"
         self.refused: tuple[float, Any] | None = None  # (the server's delay, response)
+
+    # Asked only when something failed: computed then, not for every request.
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether the request may be sent twice: an idempotent method, or a key."""
+        # httpx upper-cases methods; the set was upper-cased when the options were made.
+        return self.key is not None or self.request.method in self._options.idempotent_methods
+
+    @property
+    def replayable(self) -> bool:
+        """Whether the body is held in memory, so it can be sent again."""
+        return type(self._stream).__name__ == "ByteStream"
+
+    def accepts(self, result: Any) -> bool:
+        """A response under 400: nothing for any policy to act on."""
+        return result.status_code < 400  # type: ignore[no-any-return]  # noqa: PLR2004
 
     def should_retry(self, outcome: Outcome[Any]) -> bool:
         """Retry statuses and safe transport errors, for requests that can be sent again."""

@@ -27,11 +27,13 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from .._context import Context
-    from .._pipeline import Step
 
 __all__ = ["Transport", "default_pipeline"]
 
-_STREAMED_TYPES = ("text/event-stream", "application/x-ndjson", "application/jsonl")
+_STREAMED_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl")
+
+
+_NO_KWARGS: dict[str, Any] = {}  # never written: the call takes no keyword arguments
 
 
 def _raw_header(headers: Any, name: bytes) -> str | None:
@@ -40,8 +42,10 @@ def _raw_header(headers: Any, name: bytes) -> str | None:
     Reads the public ``headers.raw`` pairs: httpx's ``Headers.get`` re-derives the
     headers' encoding on every call, which costs more than this whole scan.
     """
+    size = len(name)
     for key, value in headers.raw:
-        if key.lower() == name:
+        # Lengths first: lower() makes a new bytes object, and few names match in length.
+        if len(key) == size and key.lower() == name:
             return value.decode("latin-1")  # type: ignore[no-any-return]
     return None
 
@@ -55,39 +59,6 @@ def default_pipeline() -> Pipeline:
     20 calls), and 10 s for each attempt.
     """
     return Pipeline(Timeout(30.0), Retry(), CircuitBreaker(), Timeout(10.0))
-
-
-class _Prepare:
-    """Outermost step: what the policies need to know about this request."""
-
-    async def execute(self, next_step: Step, ctx: Context) -> Any:
-        request, classifier = ctx.args
-        url = request.url
-        ctx.partition = (url.scheme, url.host, url.port)
-        if ctx.operation is None:
-            # Few distinct values, no secrets: it names log events and the call's span.
-            ctx.operation = f"{request.method} {url.host}"
-        classifier.ctx = ctx
-        ctx.classifier = classifier
-        ctx.idempotency_key = classifier.key
-        return await next_step(ctx)
-
-    def describe(self) -> str:
-        return "http"
-
-
-class _Exchange:
-    """Innermost step: one attempt of the HTTP exchange, body included."""
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
-    def execute(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
-        del next_step  # the exchange is the call
-        return self._transport._attempt(ctx)  # noqa: SLF001 -- its own helper
-
-    def describe(self) -> str:
-        return "send"
 
 
 class Transport(httpx.AsyncBaseTransport):
@@ -175,16 +146,21 @@ class Transport(httpx.AsyncBaseTransport):
         self.idempotency_keys = bool(idempotency_keys)
         self.attempt_header = attempt_header
         inner = policy if isinstance(policy, Pipeline) else Pipeline(policy)
-        self.pipeline = Pipeline(
-            _Prepare(), inner, _Exchange(self), name=inner.name, hooks=inner.hooks
-        )
+        self.policy = inner
+        self.pipeline = Pipeline(inner, name=inner.name, hooks=inner.hooks)
         self._next = next_transport
         self._defaults: dict[str, Any] = {}
         self._tracer = trace.get_tracer("resilient.http", __version__, tracer_provider)
+        # Whether spans can record: always with a provider given here; else once
+        # the global provider is set (OpenTelemetry allows that only once, so a
+        # yes is final). Until then the check is repeated every 256 attempts,
+        # because it costs more than the rest of an attempt's bookkeeping.
+        self._tracing = tracer_provider is not None
+        self._tracing_check = 0
         self._key_header = self.classification.idempotency_header.lower().encode("latin-1")
 
     def __repr__(self) -> str:
-        return f"resilient.http.Transport({self.pipeline.describe()})"
+        return f"resilient.http.Transport({self.policy.describe()})"
 
     async def handle_async_request(self, request: Any) -> Any:
         """Send *request* through the pipeline; return the response of the last attempt."""
@@ -195,8 +171,19 @@ class Transport(httpx.AsyncBaseTransport):
             key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
             minted = True
         classifier = RequestClassifier(options, request, key)
+        ctx = self.pipeline.new_context(self._attempt, (), _NO_KWARGS)
+        ctx.args = (request, classifier, ctx)  # each attempt needs its call's context
+        url = request.url
+        ctx.partition = (url.scheme, url.host, url.port)
+        if ctx.operation is None and ctx.dispatch.hooks:
+            # Few distinct values, no secrets: it names log events and the call's span
+            # (made only when a hook is there to use it).
+            ctx.operation = f"{request.method} {url.host}"
+        classifier.ctx = ctx
+        ctx.classifier = classifier
+        ctx.idempotency_key = key
         try:
-            response = await self.pipeline.run(self._never_called, request, classifier)
+            response = await self.pipeline.run_context(ctx)
         except Exception as exc:
             if not classifier.replayable and sys.version_info >= (3, 11):
                 exc.add_note(
@@ -210,10 +197,6 @@ class Transport(httpx.AsyncBaseTransport):
         if key is not None and not minted and response.status_code == 422:  # noqa: PLR2004
             raise IdempotencyKeyMismatchError(key, response)
         return response
-
-    @staticmethod
-    async def _never_called(request: Any, classifier: RequestClassifier) -> Any:  # pragma: no cover
-        del request, classifier  # _Exchange, the innermost step, sends instead
 
     def _line(self, request: Any) -> str:
         """The request, fit for a message: secrets in the URL redacted."""
@@ -229,16 +212,25 @@ class Transport(httpx.AsyncBaseTransport):
             transport = self._defaults[library] = module.AsyncHTTPTransport()
         return transport
 
-    async def _attempt(self, ctx: Context) -> Any:
-        request, classifier = ctx.args
+    def _attempt(self, request: Any, classifier: RequestClassifier, ctx: Context) -> Awaitable[Any]:
+        """One attempt (the pipeline's call); the exchange's own coroutine when untraced."""
         if ctx.attempt > 1 and not classifier.replayable:
             raise RequestNotReplayableError(self._line(request))
         if self.attempt_header is not None:
             request.headers[self.attempt_header] = str(ctx.attempt)
+        if not self._tracing:
+            self._tracing_check -= 1
+            if self._tracing_check >= 0:
+                return self._exchange(request, ctx)  # the hot path: no tracing
+            self._tracing_check = 255
+            self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+            if not self._tracing:
+                return self._exchange(request, ctx)
+        return self._traced_exchange(request, ctx)
+
+    async def _traced_exchange(self, request: Any, ctx: Context) -> Any:
         span = self._tracer.start_span(request.method, kind=trace.SpanKind.CLIENT)
-        # Attributes, and the span as the current one, only if someone records it:
-        # without an OpenTelemetry SDK that work would be the costliest part of a call.
-        if not span.is_recording():
+        if not span.is_recording():  # sampled out
             return await self._exchange(request, ctx)
         span.set_attributes(self._span_attributes(request, ctx))
         with trace.use_span(span, end_on_exit=True):
@@ -261,9 +253,11 @@ class Transport(httpx.AsyncBaseTransport):
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             raise
+        attempt = ctx.attempt
+        delays = list(ctx.attributes.get("resilient.delays", ())) if attempt > 1 else []
         response.extensions["resilient"] = {
-            "attempts": ctx.attempt,
-            "delays": list(ctx.attributes.get("resilient.delays", ())),
+            "attempts": attempt,
+            "delays": delays,
             "idempotency_key": ctx.idempotency_key,
         }
         return response
@@ -284,10 +278,12 @@ class Transport(httpx.AsyncBaseTransport):
     def _streamed(request: Any, response: Any) -> bool:
         if request.extensions.get("resilient.stream"):
             return True
-        content_type = _raw_header(response.headers, b"content-type")
-        return content_type is not None and content_type.split(";")[0].strip().lower() in (
-            _STREAMED_TYPES
-        )
+        for key, value in response.headers.raw:
+            if len(key) == 12 and key.lower() == b"content-type":  # noqa: PLR2004 -- its length
+                if value.startswith(b"application/json"):  # the common answer, quickly
+                    return False
+                return value.split(b";", 1)[0].strip().lower() in _STREAMED_TYPES
+        return False
 
     async def aclose(self) -> None:
         """Close the wrapped transport (and the default ones this transport made)."""

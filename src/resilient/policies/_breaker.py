@@ -392,7 +392,7 @@ class CircuitBreaker:
             circuits.move_to_end(key)
         return circuit
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:
+    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: PLR0912 -- the hot path, inlined on purpose
         """Run *next_step* if the circuit admits it, and record its outcome."""
         key = self.key
         if key is not None:
@@ -406,30 +406,6 @@ class CircuitBreaker:
             epoch = circuit.epoch
         else:
             epoch = circuit.acquire(now(), ctx.dispatch.on_circuit_transition)
-        if not self._plain or ctx.classifier is not None:
-            return await self._execute_judged(next_step, ctx, circuit, epoch)
-        try:
-            result = await next_step(ctx)
-        except Exception as exc:
-            self._record(ctx, circuit, epoch, 0.0, failure=self._match(exc))
-            raise
-        except BaseException:
-            circuit.release(epoch)
-            raise
-        # The hot path: a success in a closed count window needs neither the clock
-        # nor a judgement (a success never opens a circuit).
-        if epoch == circuit.epoch and circuit.state is _CLOSED:
-            window = circuit.window
-            if not window.clean:
-                window.add_success(0.0)
-        else:
-            circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
-        return result
-
-    async def _execute_judged(
-        self, next_step: Step, ctx: Context, circuit: Circuit, epoch: int
-    ) -> Any:
-        """`execute` when results are judged, calls timed, or the window is timed."""
         start = now() if self.slow_call_duration is not None else 0.0
         try:
             result = await next_step(ctx)
@@ -439,12 +415,25 @@ class CircuitBreaker:
         except BaseException:
             circuit.release(epoch)
             raise
-        if self._fails_result(ctx, result):
-            self._record(ctx, circuit, epoch, start, failure=True)
-        elif self.slow_call_duration is not None:
-            self._record(ctx, circuit, epoch, start, failure=False)
+        classifier = ctx.classifier
+        if self._plain and classifier is None:
+            # The hot path: a success in a closed count window needs neither the
+            # clock nor a judgement (a success never opens a circuit).
+            if epoch == circuit.epoch and circuit.state is _CLOSED:
+                window = circuit.window
+                if not window.clean:
+                    window.add_success(0.0)
+            else:
+                circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
+        elif self.slow_call_duration is not None or not (
+            # An ordinary success by the classifier's cheap test, or by default.
+            (classifier is None or classifier.accepts(result)) and self.on_result is None
+        ):
+            self._record(ctx, circuit, epoch, start, failure=self._fails_result(ctx, result))
         else:
-            circuit.record_success(epoch, now(), ctx.dispatch.on_circuit_transition)
+            window = circuit.window
+            stamp = now() if window.timed or circuit.state is not _CLOSED else 0.0
+            circuit.record_success(epoch, stamp, ctx.dispatch.on_circuit_transition)
         return result
 
     def _fails(self, ctx: Context, exc: Exception) -> bool:
@@ -459,7 +448,11 @@ class CircuitBreaker:
         if self.on_result is not None:
             return bool(self.on_result(result))
         classifier = ctx.classifier
-        return classifier is not None and classifier.is_failure(Outcome(result))
+        return (
+            classifier is not None
+            and not classifier.accepts(result)
+            and classifier.is_failure(Outcome(result))
+        )
 
     def _record(
         self, ctx: Context, circuit: Circuit, epoch: int, start: float, *, failure: bool

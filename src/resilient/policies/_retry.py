@@ -176,9 +176,17 @@ class Retry:
             if not self._retries(ctx, exc):
                 raise
             return await self._retry(next_step, ctx, Outcome(exception=exc), start)
-        if (self.on_result is not None or ctx.classifier is not None) and self._retries_result(
-            ctx, result
-        ):
+        # _retries_result, inlined: every successful call passes here.
+        on_result, classifier = self.on_result, ctx.classifier
+        if on_result is not None:
+            failed = bool(on_result(result))
+        else:
+            failed = (
+                classifier is not None
+                and not classifier.accepts(result)
+                and classifier.should_retry(Outcome(result))
+            )
+        if failed:
             return await self._retry(next_step, ctx, Outcome(result), start)
         if self.budget is not None:
             self.budget.record_success()
@@ -196,7 +204,11 @@ class Retry:
         if self.on_result is not None:
             return bool(self.on_result(result))
         classifier = ctx.classifier
-        return classifier is not None and classifier.should_retry(Outcome(result))
+        return (
+            classifier is not None
+            and not classifier.accepts(result)
+            and classifier.should_retry(Outcome(result))
+        )
 
     async def _retry(
         self, next_step: Step, ctx: Context, outcome: Outcome[Any], start: float

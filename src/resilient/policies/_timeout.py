@@ -27,16 +27,14 @@ __all__ = ["Timeout"]
 
 _RUNNING, _FIRED, _DONE = 0, 1, 2
 
+# Task.uncancel() (3.11) tells our own cancellation from anyone else's; without it
+# (and on trio) anyio keeps that account.
+_NATIVE = sys.version_info >= (3, 11)
 
-class _Entry:
-    """One call's deadline in a lane."""
 
-    __slots__ = ("deadline", "state", "task")
-
-    def __init__(self, deadline: float, task: asyncio.Task[Any]) -> None:
-        self.deadline = deadline
-        self.task = task
-        self.state = _RUNNING
+# One call's deadline in a lane: [deadline, task, state], a list because it is
+# made for every call and a list costs a fraction of an object with __init__.
+_DEADLINE, _TASK, _STATE = 0, 1, 2
 
 
 class _Lane:
@@ -54,31 +52,13 @@ class _Lane:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.entries: deque[_Entry] = deque()
+        self.entries: deque[list[Any]] = deque()
         self.live = 0
         self.handle: asyncio.TimerHandle | None = None
         self.armed_for = 0.0
 
-    def add(self, entry: _Entry) -> None:
-        self.entries.append(entry)
-        self.live += 1
-        if self.handle is None:
-            self._arm(entry.deadline)
-
-    def finish(self, entry: _Entry) -> None:
-        entry.state = _DONE
-        self.live -= 1
-        entries = self.entries
-        while entries and entries[0].state == _DONE:
-            entries.popleft()
-        # Finished calls queued behind a long-running one would pile up: drop
-        # them once they outnumber the running ones (amortised O(1)).
-        if len(entries) > 2 * self.live + 64:
-            self.entries = deque(e for e in entries if e.state != _DONE)
-        # The timer is left armed even when nothing runs: re-arming it for each
-        # call would cost what this lane saves. A stale timer fires once, idle.
-
-    def _arm(self, deadline: float) -> None:
+    def arm(self, deadline: float) -> None:
+        """Wake at *deadline* to cancel the calls due then."""
         self.armed_for = deadline
         self.handle = self.loop.call_at(deadline, self._fire)
 
@@ -89,15 +69,15 @@ class _Lane:
         entries = self.entries
         while entries:
             entry = entries[0]
-            if entry.state == _RUNNING:
-                if entry.deadline > due:
+            if entry[_STATE] == _RUNNING:
+                if entry[_DEADLINE] > due:
                     break
-                entry.state = _FIRED
-                entry.task.cancel()
+                entry[_STATE] = _FIRED
+                entry[_TASK].cancel()
             entries.popleft()
         self.handle = None
         if entries:
-            self._arm(entries[0].deadline)
+            self.arm(entries[0][_DEADLINE])
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,26 +135,27 @@ class Timeout:
         """E.g. ``Timeout(2)``."""
         return f"Timeout({self.seconds:g})"
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:
+    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
         """Run *next_step* with the deadline; raise `DeadlineExceededError` when it passes."""
         loop = _get_running_loop()
-        # Task.uncancel() (3.11) tells our own cancellation from anyone else's;
-        # without it (and on trio) anyio keeps that account.
-        if loop is None or sys.version_info < (3, 11):
+        if loop is None or not _NATIVE:
             return await self._execute_anyio(next_step, ctx)
         task = asyncio.current_task(loop)
         if task is None:  # pragma: no cover -- await always runs inside a task
             return await next_step(ctx)
         lane = self._last[0]
         if lane is None or lane.loop is not loop:
-            lane = self._lanes.get(loop)
-            if lane is None:
-                lane = self._lanes[loop] = _Lane(loop)
-            self._last[0] = lane
+            lane = self._lane_for(loop)
         deadline = loop.time() + self.seconds
-        entry = _Entry(deadline, task)
+        entry = [deadline, task, _RUNNING]
         cancelling = task.cancelling()
-        lane.add(entry)
+        # Inlined lane bookkeeping (this is every call's path): queue the deadline,
+        # and arm the lane's one timer if it is idle.
+        entries = lane.entries
+        entries.append(entry)
+        lane.live += 1
+        if lane.handle is None:
+            lane.arm(deadline)
         outer = ctx.deadline
         if outer is None or deadline < outer:
             ctx.deadline = deadline
@@ -183,17 +164,34 @@ class Timeout:
         except CancelledError as exc:
             # As asyncio.timeout() does: the cancellation is ours only if nobody
             # else asked for one too (uncancel() counts the requests).
-            if entry.state == _FIRED:
-                entry.state = _RUNNING
+            if entry[_STATE] == _FIRED:
+                entry[_STATE] = _RUNNING
                 if task.uncancel() <= cancelling:
                     raise self._expired(ctx) from exc
             raise
         finally:
             ctx.deadline = outer
-            if entry.state == _FIRED:
+            if entry[_STATE] == _FIRED:
                 # It fired, but the call ended without seeing the cancellation.
                 task.uncancel()
-            lane.finish(entry)
+            entry[_STATE] = _DONE
+            lane.live -= 1
+            entries = lane.entries
+            while entries and entries[0][_STATE] == _DONE:
+                entries.popleft()
+            # Finished calls queued behind a long-running one would pile up: drop
+            # them once they outnumber the running ones (amortised O(1)). The timer
+            # stays armed even when nothing runs: re-arming it for each call would
+            # cost what the lane saves; a stale timer fires once, idle.
+            if len(entries) > 2 * lane.live + 64:
+                lane.entries = deque(e for e in entries if e[_STATE] != _DONE)
+
+    def _lane_for(self, loop: asyncio.AbstractEventLoop) -> _Lane:
+        lane = self._lanes.get(loop)
+        if lane is None:
+            lane = self._lanes[loop] = _Lane(loop)
+        self._last[0] = lane
+        return lane
 
     async def _execute_anyio(self, next_step: Step, ctx: Context) -> Any:
         deadline = anyio.current_time() + self.seconds
