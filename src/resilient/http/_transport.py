@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from .._context import Context
+    from .._pipeline import Step
 
 __all__ = ["Transport", "default_pipeline"]
 
@@ -34,6 +35,10 @@ _STREAMED_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/
 
 
 _NO_KWARGS: dict[str, Any] = {}  # never written: the call takes no keyword arguments
+
+
+async def _never_called(request: Any, classifier: RequestClassifier) -> Any:  # pragma: no cover
+    del request, classifier  # _Exchange, the innermost step, sends instead
 
 
 def _raw_header(headers: Any, name: bytes) -> str | None:
@@ -61,6 +66,24 @@ def default_pipeline() -> Pipeline:
     return Pipeline(Timeout(30.0), Retry(), CircuitBreaker(), Timeout(10.0))
 
 
+class _Exchange:
+    """Innermost step: one attempt of the HTTP exchange, in the attempt's own context.
+
+    A hedge's context is a fork of the call's, so the step takes it from here,
+    not from the call's arguments.
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    def execute(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
+        del next_step  # the exchange is the call
+        return self._transport._attempt(ctx)  # noqa: SLF001 -- its own helper
+
+    def describe(self) -> str:
+        return "send"
+
+
 class Transport(httpx.AsyncBaseTransport):
     """An httpx transport that sends every request through a resilience pipeline.
 
@@ -77,7 +100,9 @@ class Transport(httpx.AsyncBaseTransport):
     method safety, ``Retry-After``; circuit breakers without a key get one circuit
     per origin (scheme, host, port).
 
-    Each response records what happened in ``response.extensions["resilient"]``:
+    Its client span per attempt stands for the attempt: ``Hook.trace_attempt`` is
+    not called for HTTP attempts. Each response records what happened in
+    ``response.extensions["resilient"]``:
     ``attempts`` (1 for the first), ``delays`` (seconds waited before each retry)
     and ``idempotency_key``.
 
@@ -147,7 +172,7 @@ class Transport(httpx.AsyncBaseTransport):
         self.attempt_header = attempt_header
         inner = policy if isinstance(policy, Pipeline) else Pipeline(policy)
         self.policy = inner
-        self.pipeline = Pipeline(inner, name=inner.name, hooks=inner.hooks)
+        self.pipeline = Pipeline(inner, _Exchange(self), name=inner.name, hooks=inner.hooks)
         self._next = next_transport
         self._defaults: dict[str, Any] = {}
         self._tracer = trace.get_tracer("resilient.http", __version__, tracer_provider)
@@ -171,8 +196,7 @@ class Transport(httpx.AsyncBaseTransport):
             key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
             minted = True
         classifier = RequestClassifier(options, request, key)
-        ctx = self.pipeline.new_context(self._attempt, (), _NO_KWARGS)
-        ctx.args = (request, classifier, ctx)  # each attempt needs its call's context
+        ctx = self.pipeline.new_context(_never_called, (request, classifier), _NO_KWARGS)
         url = request.url
         ctx.partition = (url.scheme, url.host, url.port)
         if ctx.operation is None and ctx.dispatch.hooks:
@@ -212,8 +236,9 @@ class Transport(httpx.AsyncBaseTransport):
             transport = self._defaults[library] = module.AsyncHTTPTransport()
         return transport
 
-    def _attempt(self, request: Any, classifier: RequestClassifier, ctx: Context) -> Awaitable[Any]:
-        """One attempt (the pipeline's call); the exchange's own coroutine when untraced."""
+    def _attempt(self, ctx: Context) -> Awaitable[Any]:
+        """One attempt; the exchange's own coroutine when untraced (a frame less)."""
+        request, classifier = ctx.args
         if ctx.attempt > 1 and not classifier.replayable:
             raise RequestNotReplayableError(self._line(request))
         if self.attempt_header is not None:
