@@ -35,7 +35,6 @@ imported in place of the standard library's ``http`` package (which httpx import
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -62,10 +61,13 @@ from overhead import (
     Contender,
     _loadavg,
     _print_table,
+    _ratios,
     _summary,
     _version,
+    judge,
     machine_info,
     measure,
+    parse_args,
 )
 from resilient.instrumentation import set_hooks
 
@@ -326,32 +328,16 @@ async def _defaults_probe(calls: int) -> list[tuple[str, Counter[str]]]:
 # --- reporting ----------------------------------------------------------------------
 
 
-def _ratios(what: Contender, ref: Contender) -> list[float]:
-    return [x / y for x, y in zip(what.samples, ref.samples, strict=True)]
-
-
 def _targets(path: str, by_name: dict[str, Contender]) -> list[dict[str, Any]]:
     results = []
     for t_path, what, ref, limit in TARGETS:
         if t_path != path:
             continue
-        ratios = _ratios(by_name[what], by_name[ref])
-        median = statistics.median(ratios)
-        results.append(
-            {
-                "path": path,
-                "what": what,
-                "reference": ref,
-                "limit": limit,
-                "ratio_median": median,
-                "ratio_min": min(ratios),
-                "ratio_max": max(ratios),
-                "rounds_within": sum(r <= limit for r in ratios),
-                "rounds": len(ratios),
-                "clean": by_name[what].errors == 0 and by_name[ref].errors == 0,
-                "pass": median <= limit and by_name[what].errors == 0,
-            }
-        )
+        verdict = judge(_ratios(by_name[what], by_name[ref]), limit)
+        clean = by_name[what].errors == 0 and by_name[ref].errors == 0
+        # A contender whose calls raised did not do the work it is timed for.
+        verdict["pass"] = verdict["pass"] and by_name[what].errors == 0
+        results.append({"path": path, "what": what, "reference": ref, "clean": clean, **verdict})
     return results
 
 
@@ -424,16 +410,7 @@ def _otel_status(sdk: TracerProvider) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=31, help="rounds (default 31)")
-    parser.add_argument(
-        "--calls", type=int, default=1000, help="calls per contender per round (default 1000)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.calls < 1:
-        parser.error("--rounds and --calls must be >= 1")
+    args = parse_args(__doc__.splitlines()[0], argv, rounds=31, calls=1000)
 
     set_hooks([])  # instrumentation off, so logging does not dominate the figures
     # Not installed globally: only the "OTel SDK provider" rows are given it.

@@ -322,6 +322,40 @@ def _ratios(a: Contender, b: Contender) -> list[float]:
     return [x / y for x, y in zip(a.samples, b.samples, strict=True)]
 
 
+def judge(ratios: list[float], limit: float) -> dict[str, Any]:
+    """The verdict on a target: median of per-round ratios against *limit*, and spread.
+
+    Shared by every benchmark script, so they all judge the same way.
+    """
+    median = statistics.median(ratios)
+    return {
+        "limit": limit,
+        "ratio_median": median,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "rounds_within": sum(r <= limit for r in ratios),
+        "rounds": len(ratios),
+        "pass": median <= limit,
+    }
+
+
+def parse_args(
+    description: str, argv: list[str] | None, *, rounds: int, calls: int
+) -> argparse.Namespace:
+    """The flags every benchmark script takes: --rounds, --calls, --seed, --json."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (default {rounds})")
+    parser.add_argument(
+        "--calls", type=int, default=calls, help=f"calls per contender per round (default {calls})"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.calls < 1:
+        parser.error("--rounds and --calls must be >= 1")
+    return args
+
+
 def _summary(contenders: list[Contender]) -> dict[str, dict[str, Any]]:
     bare = next(c for c in contenders if c.name == BARE)
     out: dict[str, dict[str, Any]] = {}
@@ -380,21 +414,7 @@ def _targets(by_name: dict[str, Contender], path: str) -> list[dict[str, Any]]:
         if what not in by_name or ref not in by_name:
             continue
         ratios = _ratios(by_name[what], by_name[ref])
-        median = statistics.median(ratios)
-        results.append(
-            {
-                "path": path,
-                "what": what,
-                "reference": ref,
-                "limit": limit,
-                "ratio_median": median,
-                "ratio_min": min(ratios),
-                "ratio_max": max(ratios),
-                "rounds_within": sum(r <= limit for r in ratios),
-                "rounds": len(ratios),
-                "pass": median <= limit,
-            }
-        )
+        results.append({"path": path, "what": what, "reference": ref, **judge(ratios, limit)})
     return results
 
 
@@ -460,16 +480,7 @@ def _loadavg() -> list[float] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15, help="rounds (default 15)")
-    parser.add_argument(
-        "--calls", type=int, default=5000, help="calls per contender per round (default 5000)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.calls < 1:
-        parser.error("--rounds and --calls must be >= 1")
+    args = parse_args(__doc__.splitlines()[0], argv, rounds=15, calls=5000)
 
     # Instrumentation off everywhere, so logging does not dominate the figures.
     set_hooks([])

@@ -26,7 +26,6 @@ Run it with ``.venv/bin/python benchmarks/policies.py`` (``--help`` for flags).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -52,7 +51,16 @@ import resilient as rs
 
 # overhead.py sits next to this script (first on sys.path when the script is run):
 # its contender record, timing loop and machine report are reused as they are.
-from overhead import BARE, Contender, _loadavg, _version, machine_info, measure
+from overhead import (
+    BARE,
+    Contender,
+    _loadavg,
+    _version,
+    judge,
+    machine_info,
+    measure,
+    parse_args,
+)
 from resilient.instrumentation import set_hooks
 
 if TYPE_CHECKING:
@@ -497,18 +505,11 @@ def _targets(section: str, by_name: dict[str, Contender]) -> list[dict[str, Any]
         if where != section:
             continue
         ratios = _ratio_list(by_name[what].samples, _reference_samples(by_name, ref))
-        median = statistics.median(ratios)
         result: dict[str, Any] = {
             "section": section,
             "what": what,
             "reference": ref,
-            "limit": limit,
-            "ratio_median": median,
-            "ratio_min": min(ratios),
-            "ratio_max": max(ratios),
-            "rounds_within": sum(r <= limit for r in ratios),
-            "rounds": len(ratios),
-            "pass": median <= limit,
+            **judge(ratios, limit),
         }
         if ref == FASTEST_PEER_STACK:
             fastest = [
@@ -576,16 +577,7 @@ async def _run_section(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=21, help="rounds (default 21)")
-    parser.add_argument(
-        "--calls", type=int, default=5000, help="calls per contender per round (default 5000)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the shuffles (default 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.calls < 1:
-        parser.error("--rounds and --calls must be >= 1")
+    args = parse_args(__doc__.splitlines()[0], argv, rounds=21, calls=5000)
 
     set_hooks([])  # instrumentation off, so logging does not dominate the figures
 
