@@ -360,11 +360,14 @@ def _summary(contenders: list[Contender]) -> dict[str, dict[str, Any]]:
     bare = next(c for c in contenders if c.name == BARE)
     out: dict[str, dict[str, Any]] = {}
     for c in contenders:
+        ratios = _ratios(c, bare)
         out[c.name] = {
             "ns_per_call_median": statistics.median(c.samples),
             "ns_per_call_min": min(c.samples),
             "ns_per_call_max": max(c.samples),
-            "ratio_vs_bare_median": statistics.median(_ratios(c, bare)),
+            "ratio_vs_bare_median": statistics.median(ratios),
+            "ratio_vs_bare_min": min(ratios),
+            "ratio_vs_bare_max": max(ratios),
             "added_ns_median": statistics.median(
                 x - y for x, y in zip(c.samples, bare.samples, strict=True)
             ),
@@ -379,7 +382,10 @@ def _print_table(
     title: str, contenders: list[Contender], summary: dict[str, Any], calls: int
 ) -> None:
     print(f"\n{title}")
-    head = f"{'contender':<58} {'ns/call median [min-max]':>28} {'x bare':>8} {'+ns':>8}"
+    head = (
+        f"{'contender':<60} {'ns/call median [min-max]':>28} "
+        f"{'x bare median [min-max]':>26} {'+ns':>8}"
+    )
     print(head)
     print("-" * len(head))
     for c in sorted(contenders, key=lambda c: summary[c.name]["ns_per_call_median"]):
@@ -388,11 +394,11 @@ def _print_table(
             f"{s['ns_per_call_median']:,.0f} "
             f"[{s['ns_per_call_min']:,.0f}-{s['ns_per_call_max']:,.0f}]"
         )
-        line = (
-            f"{c.name:<58} {spread:>28} {s['ratio_vs_bare_median']:>7.2f}x "
-            f"{s['added_ns_median']:>8,.0f}"
+        ratio = (
+            f"{s['ratio_vs_bare_median']:.2f}x "
+            f"[{s['ratio_vs_bare_min']:.2f}-{s['ratio_vs_bare_max']:.2f}]"
         )
-        print(line)
+        print(f"{c.name:<60} {spread:>28} {ratio:>26} {s['added_ns_median']:>8,.0f}")
     for c in contenders:
         if c.errors:
             print(

@@ -55,6 +55,8 @@ from overhead import (
     BARE,
     Contender,
     _loadavg,
+    _print_table,
+    _summary,
     _version,
     judge,
     machine_info,
@@ -446,57 +448,6 @@ def _reference_samples(by_name: dict[str, Contender], ref: str) -> list[float]:
 
 def _ratio_list(what: list[float], ref: list[float]) -> list[float]:
     return [x / y for x, y in zip(what, ref, strict=True)]
-
-
-def _summary(contenders: list[Contender]) -> dict[str, dict[str, Any]]:
-    bare = next(c for c in contenders if c.name == BARE)
-    out: dict[str, dict[str, Any]] = {}
-    for c in contenders:
-        ratios = _ratio_list(c.samples, bare.samples)
-        out[c.name] = {
-            "ns_per_call_median": statistics.median(c.samples),
-            "ns_per_call_min": min(c.samples),
-            "ns_per_call_max": max(c.samples),
-            "ratio_vs_bare_median": statistics.median(ratios),
-            "ratio_vs_bare_min": min(ratios),
-            "ratio_vs_bare_max": max(ratios),
-            "added_ns_median": statistics.median(
-                x - y for x, y in zip(c.samples, bare.samples, strict=True)
-            ),
-            "calls_raised": c.errors,
-            "error_types": sorted(c.error_types),
-            "ns_per_call_by_round": c.samples,
-        }
-    return out
-
-
-def _print_table(
-    title: str, contenders: list[Contender], summary: dict[str, Any], calls: int
-) -> None:
-    print(f"\n{title}")
-    head = (
-        f"{'contender':<60} {'ns/call median [min-max]':>28} "
-        f"{'x bare median [min-max]':>26} {'+ns':>8}"
-    )
-    print(head)
-    print("-" * len(head))
-    for c in sorted(contenders, key=lambda c: summary[c.name]["ns_per_call_median"]):
-        s = summary[c.name]
-        spread = (
-            f"{s['ns_per_call_median']:,.0f} "
-            f"[{s['ns_per_call_min']:,.0f}-{s['ns_per_call_max']:,.0f}]"
-        )
-        ratio = (
-            f"{s['ratio_vs_bare_median']:.2f}x "
-            f"[{s['ratio_vs_bare_min']:.2f}-{s['ratio_vs_bare_max']:.2f}]"
-        )
-        print(f"{c.name:<60} {spread:>28} {ratio:>26} {s['added_ns_median']:>8,.0f}")
-    for c in contenders:
-        if c.errors:
-            print(
-                f"  note: {c.name}: {c.errors:,} of {len(c.samples) * calls:,} timed calls "
-                f"raised {', '.join(sorted(c.error_types))}"
-            )
 
 
 def _targets(section: str, by_name: dict[str, Contender]) -> list[dict[str, Any]]:
