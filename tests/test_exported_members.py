@@ -10,7 +10,14 @@ import pytest
 
 import resilient
 
-PUBLIC_MODULES = ["resilient", "resilient.http", "resilient.instrumentation", "resilient.testing"]
+PUBLIC_MODULES = [
+    "resilient",
+    "resilient.delivery",
+    "resilient.http",
+    "resilient.instrumentation",
+    "resilient.stores",
+    "resilient.testing",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

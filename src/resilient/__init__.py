@@ -3,6 +3,8 @@
 Import it as ``import resilient as rs``; everything public is re-exported here.
 """
 
+# Subpackages on the public surface: ``rs.http.Transport``, ``rs.stores.SQLiteStore``.
+from . import http as http, stores as stores
 from ._context import Context as Context
 from ._exceptions import (
     BudgetExhaustedError as BudgetExhaustedError,
@@ -17,6 +19,13 @@ from ._exceptions import (
 from ._outcome import Outcome as Outcome
 from ._pipeline import Pipeline as Pipeline, Policy as Policy, Step as Step
 from ._version import __version__ as __version__
+from .delivery import (
+    Delivery as Delivery,
+    DeliveryOptions as DeliveryOptions,
+    Outbox as Outbox,
+    SecretInMessageError as SecretInMessageError,
+    UndeliverableError as UndeliverableError,
+)
 from .policies._backoff import Backoff as Backoff, Jitter as Jitter
 from .policies._breaker import (
     CircuitBreaker as CircuitBreaker,
@@ -58,9 +67,12 @@ __all__ = [
     "Context",
     "CountWindow",
     "DeadlineExceededError",
+    "Delivery",
+    "DeliveryOptions",
     "Fallback",
     "Hedging",
     "Jitter",
+    "Outbox",
     "Outcome",
     "Pipeline",
     "PipelineWarning",
@@ -73,12 +85,10 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "RetryBudgetStatistics",
+    "SecretInMessageError",
     "Step",
     "TimeWindow",
     "Timeout",
+    "UndeliverableError",
     "__version__",
 ]
-
-# The HTTP layer is part of the public surface as `resilient.http` (``rs.http.Transport``);
-# imported last, as it builds on everything above.
-from . import http as http

@@ -9,11 +9,23 @@ tests, for our code and for the code of everyone who calls it.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+import weakref
 from asyncio import _get_running_loop
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
-__all__ = ["now", "sleep"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["hold", "now", "sleep", "wall"]
+
+# Per trio MockClock: the wall time at its zero, and how many holds are open.
+_trio_origins: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+_trio_holds: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKeyDictionary()
 
 
 def now() -> float:
@@ -22,6 +34,77 @@ def now() -> float:
     if loop is not None:
         return loop.time()
     return anyio.current_time()
+
+
+def wall() -> float:
+    """Seconds since the epoch, for times that are written down and read by other processes.
+
+    A virtual clock keeps a wall clock of its own, moving with its virtual
+    time, so that times persisted by the outbox come due in tests as they
+    would in production.
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        wall_time = getattr(loop, "wall_time", None)
+        if wall_time is not None:
+            return float(wall_time())
+        return time.time()
+    clock = _trio_mock_clock()
+    if clock is None:
+        return time.time()
+    origin = _trio_origins.get(clock)
+    if origin is None:
+        origin = _trio_origins[clock] = time.time() - clock.current_time()
+    return origin + float(clock.current_time())
+
+
+@contextlib.contextmanager
+def hold() -> Iterator[None]:
+    """Keep a virtual clock still while the caller waits for real work, such as a thread.
+
+    A virtual clock jumps to the next timer whenever the loop would wait; a
+    wait for a worker thread looks the same to it, so without a hold the
+    deadlines around a database call in a thread would expire at once. Real
+    clocks are unaffected.
+    """
+    loop = _get_running_loop()
+    if loop is not None:
+        hold_time = getattr(loop, "hold_time", None)
+        if hold_time is None:
+            yield
+            return
+        with hold_time():
+            yield
+        return
+    clock = _trio_mock_clock()
+    if clock is None:
+        yield
+        return
+    count, threshold = _trio_holds.get(clock, (0, clock.autojump_threshold))
+    _trio_holds[clock] = (count + 1, threshold)
+    clock.autojump_threshold = float("inf")
+    try:
+        yield
+    finally:
+        count, threshold = _trio_holds[clock]
+        if count == 1:
+            del _trio_holds[clock]
+            clock.autojump_threshold = threshold
+        else:
+            _trio_holds[clock] = (count - 1, threshold)
+
+
+def _trio_mock_clock() -> Any:
+    if "trio" not in sys.modules:
+        return None
+    import trio  # noqa: PLC0415 -- only when trio runs
+    from trio.testing import MockClock  # noqa: PLC0415
+
+    try:
+        clock = trio.lowlevel.current_clock()
+    except RuntimeError:
+        return None
+    return clock if isinstance(clock, MockClock) else None
 
 
 async def sleep(seconds: float) -> None:

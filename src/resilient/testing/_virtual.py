@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import selectors
+import time
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Iterator, Mapping
 
     from _typeshed import FileDescriptorLike
 
 __all__ = ["VirtualEventLoop", "anyio_backends", "run"]
 
 T = TypeVar("T")
+
+_HOLD_POLL = 0.05
+"""Real seconds between checks of the clock while time is held."""
 
 
 class _JumpingSelector(selectors.BaseSelector):
@@ -45,6 +50,9 @@ class _JumpingSelector(selectors.BaseSelector):
         # up to the threshold of real time, before jumping.
         if timeout is None or timeout <= 0:
             return self._selector.select(timeout)
+        if self._loop.holding:
+            # Real work (a thread) is under way: wait for it in real time.
+            return self._selector.select(min(timeout, _HOLD_POLL))
         events = self._selector.select(min(timeout, self._threshold))
         if not events:
             self._loop.advance(timeout)
@@ -81,6 +89,8 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, autojump_threshold: float = 0.0, start: float = 0.0) -> None:
         self._virtual_now = float(start)
+        self._wall_origin = time.time() - self._virtual_now
+        self._holds = 0
         super().__init__(_JumpingSelector(self, max(0.0, autojump_threshold)))
         if autojump_threshold < 0:
             # Checked after the loop is built: a half-built loop fails in __del__.
@@ -91,6 +101,29 @@ class VirtualEventLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         """The virtual time, in seconds."""
         return self._virtual_now
+
+    @property
+    def holding(self) -> bool:
+        """Whether time is held still (see `hold_time`)."""
+        return self._holds > 0
+
+    @contextlib.contextmanager
+    def hold_time(self) -> Iterator[None]:
+        """Keep time still for the duration: waits for I/O block in real time instead.
+
+        For waits on real work that the loop cannot see as a timer, such as a
+        worker thread: `resilient.stores.SQLiteStore` holds time while SQLite
+        works, so leases and timeouts around it do not expire at once.
+        """
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+
+    def wall_time(self) -> float:
+        """Seconds since the epoch on this loop's clock: real at start, then virtual."""
+        return self._wall_origin + self._virtual_now
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 -- asyncio's signature
         """Join the executor's threads, in real time.

@@ -1,0 +1,690 @@
+"""`SQLiteStore`: the embedded default, one file shared by the processes of one host.
+
+The store uses the standard library's ``sqlite3`` from a worker thread, one
+connection per store object and one statement batch at a time. Producers and
+relays in other processes open the same file: WAL lets readers and one writer
+work at once, the busy timeout makes writers queue instead of failing, and
+every write runs in ``BEGIN IMMEDIATE`` so two claims can never both read the
+same due messages before either writes its lease.
+
+Times are seconds since the epoch, as REAL. The schema version is kept in the
+store's own ``resilient_meta`` table, not in ``PRAGMA user_version``: the outbox
+may live in the application's own database, whose version is the application's.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import secrets
+import sqlite3
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+import anyio.to_thread
+
+from .._clock import hold
+from ..policies._validate import check_seconds
+from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
+
+T = TypeVar("T")
+
+_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: the outbox. `next_attempt_at` is also the lease's end while a message is
+    # leased, so one index finds both due messages and expired leases.
+    (
+        """CREATE TABLE resilient_outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            data TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            ordering_key TEXT,
+            created_at REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_token TEXT,
+            lease_until REAL,
+            first_failure_at REAL,
+            last_failure_at REAL,
+            last_status INTEGER,
+            last_error TEXT
+        )""",
+        "CREATE INDEX resilient_outbox_due ON resilient_outbox (next_attempt_at, seq)",
+        """CREATE INDEX resilient_outbox_order ON resilient_outbox (ordering_key, seq)
+            WHERE ordering_key IS NOT NULL""",
+        "INSERT INTO resilient_meta (key, value) VALUES ('delivered', '0')",
+    ),
+    # 2: the dead letters.
+    (
+        """CREATE TABLE resilient_dead_letters (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            data TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            ordering_key TEXT,
+            created_at REAL NOT NULL,
+            reason TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            dead_at REAL NOT NULL,
+            first_failure_at REAL,
+            last_failure_at REAL,
+            last_status INTEGER,
+            last_error TEXT
+        )""",
+        "CREATE INDEX resilient_dead_letters_dead_at ON resilient_dead_letters (dead_at)",
+    ),
+)
+
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
+"""The schema version this release writes; `SQLiteStore.open` migrates older files to it."""
+
+_CLAIM: Final = """
+    SELECT seq, id, data, destination, idempotency_key, ordering_key, created_at, attempts,
+           first_failure_at, last_failure_at, last_status, last_error
+    FROM resilient_outbox AS o
+    WHERE next_attempt_at <= ?
+      AND (ordering_key IS NULL
+           OR seq = (SELECT MIN(seq) FROM resilient_outbox WHERE ordering_key = o.ordering_key))
+    ORDER BY next_attempt_at, seq
+    LIMIT ?
+"""
+
+# Messages that time alone can make claimable: those without an ordering key, and
+# the oldest of each key (the others wait for it, whatever their own times say).
+_HEAD: Final = (
+    "(ordering_key IS NULL OR seq = (SELECT MIN(seq) FROM resilient_outbox "
+    "WHERE ordering_key = o.ordering_key))"
+)
+
+_DEAD_COLUMNS: Final = (
+    "seq, id, data, destination, idempotency_key, ordering_key, created_at, reason, attempts, "
+    "dead_at, first_failure_at, last_failure_at, last_status, last_error"
+)
+
+
+class SchemaVersionError(RuntimeError):
+    """The store's file was written by a newer release of `resilient` than this one."""
+
+
+class SQLiteStore:
+    """An outbox and dead-letter store in a SQLite file: the embedded default.
+
+    ::
+
+        store = resilient.stores.SQLiteStore("resilient.db")
+
+    Safe when producers and relays are separate processes on one host (WAL, a
+    busy timeout, writes in ``BEGIN IMMEDIATE`` transactions). Not for several
+    hosts sharing a network file system: SQLite's locks do not hold there; use
+    PostgreSQL.
+
+    Args:
+        path: The database file; created, with its schema, on first open. It may
+            be the application's own database: the store's tables are named
+            ``resilient_*``, and `enqueue_within` writes in the application's
+            transaction.
+        busy_timeout: Seconds a write waits for another process's write before
+            failing with ``sqlite3.OperationalError``.
+        synchronous: ``"FULL"`` (default): a committed message survives power
+            loss. ``"NORMAL"``: it survives the process crashing but may be lost
+            with the machine, for faster enqueues.
+
+    Raises:
+        TypeError: If *path* is not a path.
+        ValueError: If *busy_timeout* or *synchronous* is out of range.
+
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            msg = f"SQLiteStore: path must be a file path, got {path!r}"
+            raise TypeError(msg)
+        self.path = os.fspath(path)
+        if not self.path or self.path == ":memory:" or self.path.startswith("file:"):
+            msg = (
+                f"SQLiteStore: path must name a file that other processes can open, "
+                f"got {self.path!r}"
+            )
+            raise ValueError(msg)
+        check_seconds("SQLiteStore", "busy_timeout", busy_timeout)
+        if synchronous not in ("FULL", "NORMAL"):
+            msg = f"SQLiteStore: synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}"
+            raise ValueError(msg)
+        self.busy_timeout = float(busy_timeout)
+        self.synchronous = synchronous
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # Connection and schema
+
+    async def open(self) -> None:
+        """Open the file, and create or migrate the schema. Idempotent."""
+        # Not a write: `enqueue_within` opens the store while the caller's own
+        # connection may already hold the file's write lock.
+        await self._run(lambda _conn: None, write=False)
+
+    async def close(self) -> None:
+        """Close the connection. Idempotent; the store reopens on next use."""
+        with hold():
+            await anyio.to_thread.run_sync(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            _migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        with hold():
+            return await anyio.to_thread.run_sync(functools.partial(self._in_thread, work, write))
+
+    def _in_thread(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:  # noqa: FBT001
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            # A read transaction too, so multi-statement reads see one snapshot.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+    async def schema_version(self) -> int:
+        """The schema version of the file."""
+        return await self._run(_version, write=False)
+
+    async def integrity_check(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check``: ``["ok"]`` for a sound file."""
+        return await self._run(
+            lambda conn: [str(row[0]) for row in conn.execute("PRAGMA integrity_check")],
+            write=False,
+        )
+
+    # Outbox
+
+    async def enqueue(self, messages: Sequence[NewMessage]) -> None:
+        """Add *messages* in one transaction; returns once it is committed."""
+        rows = [_insert_row(m) for m in messages]
+        await self._run(lambda conn: conn.executemany(_INSERT, rows))
+
+    async def enqueue_within(self, connection: Any, messages: Sequence[NewMessage]) -> None:
+        """Add *messages* inside the caller's transaction on *connection*.
+
+        *connection* is the application's own ``sqlite3.Connection`` to the same
+        file. Nothing is committed here: the caller's commit makes the messages
+        deliverable, its rollback means they never existed.
+
+        Raises:
+            TypeError: If *connection* is not a ``sqlite3.Connection``.
+            ValueError: If it is connected to another database file.
+
+        """
+        if not isinstance(connection, sqlite3.Connection):
+            msg = (
+                "SQLiteStore.enqueue_within: connection must be a sqlite3.Connection, "
+                f"got {type(connection).__name__}"
+            )
+            raise TypeError(msg)
+        await self.open()  # the schema must exist before the caller's transaction uses it
+        files = [
+            str(row[2]) for row in connection.execute("PRAGMA database_list") if row[1] == "main"
+        ]
+        if not files or not _same_file(files[0], self.path):
+            msg = (
+                f"SQLiteStore.enqueue_within: the connection is to {files[0] if files else '?'!r}, "
+                f"but the store is {self.path!r}; they must be the same file"
+            )
+            raise ValueError(msg)
+        connection.executemany(_INSERT, [_insert_row(m) for m in messages])
+
+    async def claim(
+        self, owner: str, *, limit: int, lease: float, now: float
+    ) -> list[StoredMessage]:
+        """Lease up to *limit* due messages to *owner* for *lease* seconds."""
+        token = secrets.token_hex(8)
+        until = now + lease
+
+        def work(conn: sqlite3.Connection) -> list[StoredMessage]:
+            rows = conn.execute(_CLAIM, (now, limit)).fetchall()
+            if not rows:
+                return []
+            conn.executemany(
+                "UPDATE resilient_outbox SET attempts = attempts + 1, lease_owner = ?, "
+                "lease_token = ?, lease_until = ?, next_attempt_at = ? WHERE seq = ?",
+                [(owner, token, until, until, row[0]) for row in rows],
+            )
+            return [_claimed(row, token, until) for row in rows]
+
+        return await self._run(work)
+
+    async def complete(self, messages: Sequence[StoredMessage]) -> int:
+        """Remove delivered *messages* whose lease is still held."""
+        if not messages:
+            return 0
+        params = [(m.id, m.lease_token) for m in messages]
+
+        def work(conn: sqlite3.Connection) -> int:
+            cursor = conn.executemany(
+                "DELETE FROM resilient_outbox WHERE id = ? AND lease_token = ?", params
+            )
+            done = cursor.rowcount
+            conn.execute(
+                "UPDATE resilient_meta SET value = CAST(value AS INTEGER) + ? "
+                "WHERE key = 'delivered'",
+                (done,),
+            )
+            return done
+
+        return await self._run(work)
+
+    async def reschedule(
+        self,
+        message: StoredMessage,
+        *,
+        next_attempt_at: float,
+        failure: Failure,
+        refund: bool = False,
+    ) -> bool:
+        """Record *failure* and make *message* due again at *next_attempt_at*."""
+        params = (
+            next_attempt_at,
+            1 if refund else 0,
+            failure.at,
+            failure.at,
+            failure.status,
+            failure.error,
+            message.id,
+            message.lease_token,
+        )
+        return await self._run(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE resilient_outbox SET next_attempt_at = ?, attempts = attempts - ?, "
+                    "lease_owner = NULL, lease_token = NULL, lease_until = NULL, "
+                    "first_failure_at = COALESCE(first_failure_at, ?), last_failure_at = ?, "
+                    "last_status = ?, last_error = ? WHERE id = ? AND lease_token = ?",
+                    params,
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def release(self, messages: Sequence[StoredMessage], *, now: float) -> int:
+        """Give back claimed, unattempted *messages*, due at *now*."""
+        if not messages:
+            return 0
+        params = [(now, m.id, m.lease_token) for m in messages]
+        return await self._run(
+            lambda conn: (
+                conn.executemany(
+                    "UPDATE resilient_outbox SET next_attempt_at = ?, attempts = attempts - 1, "
+                    "lease_owner = NULL, lease_token = NULL, lease_until = NULL "
+                    "WHERE id = ? AND lease_token = ?",
+                    params,
+                ).rowcount
+            )
+        )
+
+    async def bury(
+        self, message: StoredMessage, *, reason: str, failure: Failure | None, now: float
+    ) -> bool:
+        """Move *message* to the dead letters, in one transaction."""
+
+        def work(conn: sqlite3.Connection) -> bool:
+            if failure is not None:
+                updated = conn.execute(
+                    "UPDATE resilient_outbox SET "
+                    "first_failure_at = COALESCE(first_failure_at, ?), last_failure_at = ?, "
+                    "last_status = ?, last_error = ? WHERE id = ? AND lease_token = ?",
+                    (
+                        failure.at,
+                        failure.at,
+                        failure.status,
+                        failure.error,
+                        message.id,
+                        message.lease_token,
+                    ),
+                ).rowcount
+                if updated != 1:
+                    return False
+            # OR REPLACE: a dead letter left by an earlier life of this id must not
+            # make the relay fail on every claim of the message.
+            moved = conn.execute(
+                "INSERT OR REPLACE INTO resilient_dead_letters (id, data, destination, "
+                "idempotency_key, ordering_key, created_at, reason, attempts, dead_at, "
+                "first_failure_at, last_failure_at, last_status, last_error) "
+                "SELECT id, data, destination, idempotency_key, ordering_key, created_at, ?, "
+                "attempts, ?, first_failure_at, last_failure_at, last_status, last_error "
+                "FROM resilient_outbox WHERE id = ? AND lease_token = ?",
+                (reason, now, message.id, message.lease_token),
+            ).rowcount
+            if moved != 1:
+                return False
+            conn.execute("DELETE FROM resilient_outbox WHERE id = ?", (message.id,))
+            return True
+
+        return await self._run(work)
+
+    async def stats(self, *, now: float) -> OutboxStats:
+        """Counts of what the store holds at *now*."""
+
+        def work(conn: sqlite3.Connection) -> OutboxStats:
+            pending, oldest = conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM resilient_outbox"
+            ).fetchone()
+            (due,) = conn.execute(
+                f"SELECT COUNT(*) FROM resilient_outbox AS o "  # noqa: S608 -- fixed text
+                f"WHERE next_attempt_at <= ? AND {_HEAD}",
+                (now,),
+            ).fetchone()
+            (leased,) = conn.execute(
+                "SELECT COUNT(*) FROM resilient_outbox "
+                "WHERE lease_token IS NOT NULL AND lease_until > ?",
+                (now,),
+            ).fetchone()
+            (waiting,) = conn.execute(
+                f"SELECT MIN(next_attempt_at) FROM resilient_outbox AS o "  # noqa: S608 -- fixed text
+                f"WHERE next_attempt_at > ? AND {_HEAD}",
+                (now,),
+            ).fetchone()
+            (dead,) = conn.execute("SELECT COUNT(*) FROM resilient_dead_letters").fetchone()
+            (delivered,) = conn.execute(
+                "SELECT value FROM resilient_meta WHERE key = 'delivered'"
+            ).fetchone()
+            return OutboxStats(
+                pending=int(pending),
+                due=int(due),
+                leased=int(leased),
+                dead_letters=int(dead),
+                delivered=_int(delivered, 0),
+                oldest_created_at=_real(oldest),
+                next_attempt_at=_real(waiting),
+            )
+
+        return await self._run(work, write=False)
+
+    async def next_due(self) -> float | None:
+        """The earliest time any pending message becomes claimable."""
+        query = f"SELECT MIN(next_attempt_at) FROM resilient_outbox AS o WHERE {_HEAD}"  # noqa: S608 -- fixed text
+        return await self._run(
+            lambda conn: _real(conn.execute(query).fetchone()[0]),
+            write=False,
+        )
+
+    # Dead letters
+
+    async def dead_letters(
+        self, where: DeadLetterFilter, *, limit: int, after: int | None = None
+    ) -> list[DeadLetter]:
+        """Up to *limit* dead letters matching *where*, oldest first, after seq *after*."""
+        clause, params = _where(where)
+        if after is not None:
+            clause += " AND seq > ?"
+            params.append(after)
+        query = (
+            f"SELECT {_DEAD_COLUMNS} FROM resilient_dead_letters WHERE {clause} "  # noqa: S608 -- clause is built from fixed text; values are parameters
+            "ORDER BY seq LIMIT ?"
+        )
+        params.append(limit)
+        return await self._run(
+            lambda conn: [_dead(row) for row in conn.execute(query, params)], write=False
+        )
+
+    async def dead_letter(self, message_id: str) -> DeadLetter | None:
+        """The dead letter of *message_id*, if there is one."""
+        query = f"SELECT {_DEAD_COLUMNS} FROM resilient_dead_letters WHERE id = ?"  # noqa: S608 -- fixed text
+
+        def work(conn: sqlite3.Connection) -> DeadLetter | None:
+            row = conn.execute(query, (message_id,)).fetchone()
+            return None if row is None else _dead(row)
+
+        return await self._run(work, write=False)
+
+    async def count_dead_letters(self, where: DeadLetterFilter) -> int:
+        """How many dead letters match *where*."""
+        clause, params = _where(where)
+        query = f"SELECT COUNT(*) FROM resilient_dead_letters WHERE {clause}"  # noqa: S608 -- fixed text
+        return await self._run(
+            lambda conn: int(conn.execute(query, params).fetchone()[0]), write=False
+        )
+
+    async def restore(
+        self, ids: Sequence[str], *, now: float, keys: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Move the dead letters *ids* back into the outbox, due at *now*."""
+        wanted = list(dict.fromkeys(ids))
+
+        def work(conn: sqlite3.Connection) -> list[str]:
+            restored = []
+            for message_id in wanted:
+                key = None if keys is None else keys.get(message_id)
+                inserted = conn.execute(
+                    "INSERT OR IGNORE INTO resilient_outbox (id, data, destination, "
+                    "idempotency_key, ordering_key, created_at, attempts, next_attempt_at) "
+                    "SELECT id, data, destination, COALESCE(?, idempotency_key), ordering_key, "
+                    "created_at, 0, ? FROM resilient_dead_letters WHERE id = ?",
+                    (key, now, message_id),
+                ).rowcount
+                if inserted == 1:
+                    conn.execute("DELETE FROM resilient_dead_letters WHERE id = ?", (message_id,))
+                    restored.append(message_id)
+            return restored
+
+        return await self._run(work)
+
+    async def purge(self, where: DeadLetterFilter) -> int:
+        """Delete the dead letters matching *where*; return how many."""
+        clause, params = _where(where)
+        query = f"DELETE FROM resilient_dead_letters WHERE {clause}"  # noqa: S608 -- fixed text
+        return await self._run(lambda conn: conn.execute(query, params).rowcount)
+
+    async def trim(self, *, max_count: int | None = None, older_than: float | None = None) -> int:
+        """Drop dead letters dead before *older_than* and the oldest beyond *max_count*."""
+
+        def work(conn: sqlite3.Connection) -> int:
+            dropped = 0
+            if older_than is not None:
+                dropped += conn.execute(
+                    "DELETE FROM resilient_dead_letters WHERE dead_at < ?", (older_than,)
+                ).rowcount
+            if max_count is not None:
+                dropped += conn.execute(
+                    "DELETE FROM resilient_dead_letters WHERE seq <= (SELECT seq FROM "
+                    "resilient_dead_letters ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                    (max_count,),
+                ).rowcount
+            return dropped
+
+        return await self._run(work)
+
+
+_INSERT: Final = (
+    "INSERT INTO resilient_outbox (id, data, destination, idempotency_key, ordering_key, "
+    "created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_row(m: NewMessage) -> tuple[Any, ...]:
+    return (
+        m.id,
+        m.data,
+        m.destination,
+        m.idempotency_key,
+        m.ordering_key,
+        m.created_at,
+        m.next_attempt_at,
+    )
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM resilient_meta WHERE key = 'schema_version'").fetchone()
+    return 0 if row is None else _int(row[0], 0)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    # Check first with a read: a current schema needs no write lock, which another
+    # connection (the application's, in `enqueue_within`) may be holding.
+    if _is_current(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS resilient_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        version = _version(conn)
+        if version > SCHEMA_VERSION:
+            msg = (
+                f"the store's schema is version {version}, newer than this release of "
+                f"resilient knows (up to {SCHEMA_VERSION}); upgrade resilient"
+            )
+            raise SchemaVersionError(msg)  # noqa: TRY301 -- rolled back just below
+        for statements in _MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(
+                "INSERT OR REPLACE INTO resilient_meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _is_current(conn: sqlite3.Connection) -> bool:
+    conn.execute("BEGIN")
+    try:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'resilient_meta'"
+        ).fetchone()
+        return has_meta is not None and _version(conn) == SCHEMA_VERSION
+    finally:
+        conn.execute("COMMIT")
+
+
+def _where(where: DeadLetterFilter) -> tuple[str, list[Any]]:
+    clauses = ["1 = 1"]
+    params: list[Any] = []
+    if where.ids is not None:
+        clauses.append(f"id IN ({', '.join('?' * len(where.ids))})" if where.ids else "0 = 1")
+        params.extend(where.ids)
+    if where.destination is not None:
+        clauses.append("substr(destination, 1, length(?)) = ?")
+        params.extend((where.destination, where.destination))
+    if where.reason is not None:
+        clauses.append("reason = ?")
+        params.append(where.reason)
+    if where.since is not None:
+        clauses.append("dead_at >= ?")
+        params.append(where.since)
+    if where.until is not None:
+        clauses.append("dead_at < ?")
+        params.append(where.until)
+    return " AND ".join(clauses), params
+
+
+# Column values are read defensively: SQLite does not enforce types, and a row
+# someone edited by hand must reach the relay (which dead-letters it) rather
+# than stop every claim with a conversion error.
+
+
+def _real(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _status(value: Any) -> int | None:
+    return None if value is None else _int(value, 0) or None
+
+
+def _claimed(row: Any, token: str, until: float) -> StoredMessage:
+    return StoredMessage(
+        id=_str(row[1]),
+        data=_str(row[2]),
+        destination=_str(row[3]),
+        idempotency_key=_str(row[4]),
+        ordering_key=row[5] if isinstance(row[5], str) else None,
+        created_at=_real(row[6]) or 0.0,
+        attempts=_int(row[7], 0) + 1,
+        lease_token=token,
+        lease_until=until,
+        first_failure_at=_real(row[8]),
+        last_failure_at=_real(row[9]),
+        last_status=_status(row[10]),
+        last_error=row[11] if isinstance(row[11], str) else None,
+    )
+
+
+def _dead(row: Any) -> DeadLetter:
+    return DeadLetter(
+        seq=int(row[0]),
+        id=_str(row[1]),
+        data=_str(row[2]),
+        destination=_str(row[3]),
+        idempotency_key=_str(row[4]),
+        ordering_key=row[5] if isinstance(row[5], str) else None,
+        created_at=_real(row[6]) or 0.0,
+        reason=_str(row[7]),
+        attempts=_int(row[8], 0),
+        dead_at=_real(row[9]) or 0.0,
+        first_failure_at=_real(row[10]),
+        last_failure_at=_real(row[11]),
+        last_status=_status(row[12]),
+        last_error=row[13] if isinstance(row[13], str) else None,
+    )
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).samefile(b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()

@@ -1,0 +1,48 @@
+"""`open_store`: a store from a URL, as the CLI and configuration files name them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from ._memory import MemoryStore
+from ._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._protocol import Store
+
+__all__ = ["open_store"]
+
+
+def open_store(url: str) -> Store:
+    """The store a URL names (not yet opened).
+
+    - ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (as in
+      SQLAlchemy), or a bare file path: a `SQLiteStore`;
+    - ``memory://``: a new, empty `MemoryStore`.
+
+    Raises:
+        ValueError: If the URL's scheme is not one of these, naming the ones that are.
+
+    """
+    candidate: object = url
+    if not isinstance(candidate, str) or not candidate:
+        msg = f"open_store: url must be a store URL such as 'sqlite:///resilient.db', got {url!r}"
+        raise ValueError(msg)
+    if "://" not in url:
+        return SQLiteStore(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        path = unquote(url.split("://", 1)[1])
+        path = path.removeprefix(
+            "/"
+        )  # sqlite:///x.db is "x.db"; sqlite:////tmp/x.db is "/tmp/x.db"
+        return SQLiteStore(path)
+    if scheme == "memory":
+        return MemoryStore()
+    msg = (
+        f"open_store: unsupported store URL scheme {parts.scheme!r} in {url!r}; "
+        "use sqlite:///path or memory://"
+    )
+    raise ValueError(msg)
