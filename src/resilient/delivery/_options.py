@@ -59,8 +59,9 @@ class DeliveryOptions:
     Args:
         max_attempts: Delivery attempts before a message becomes a dead letter
             (reason ``"exhausted"``).
-        max_age: Seconds after enqueue after which a failed message becomes a
-            dead letter (reason ``"expired"``) instead of being redelivered.
+        max_age: Seconds after enqueue within which a message must be
+            delivered: a failed message whose next attempt would come later
+            becomes a dead letter (reason ``"expired"``) instead.
         backoff: The wait before redelivery *n*, after *n* failed attempts.
         max_server_delay: The longest ``Retry-After`` (or ``RateLimit-Reset``)
             honoured; the outbox can wait far longer than a call can, so this is

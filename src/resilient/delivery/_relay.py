@@ -12,8 +12,8 @@ import anyio
 import httpx
 import structlog
 
-from .._clock import sleep, wall
-from .._exceptions import RejectedError
+from .._clock import wall
+from .._exceptions import BulkheadFullError, CircuitOpenError, RateLimitedError
 from .._pipeline import Pipeline
 from ..http._classification import RETRY_STATUSES
 from ..http._errors import IdempotencyKeyMismatchError, RetryAfterTooLongError
@@ -35,6 +35,9 @@ _log = structlog.get_logger("resilient.outbox")
 
 _MAX_ERROR = 1000
 """Longest error text kept with a message (a server's HTML error page is not a reason)."""
+
+_NOT_ATTEMPTED = (CircuitOpenError, BulkheadFullError, RateLimitedError)
+"""Refusals that kept the call from the downstream: they cost a message no attempt."""
 
 _RETENTION_EVERY = 60.0
 """Seconds between the relay's dead-letter retention sweeps."""
@@ -130,6 +133,7 @@ class Relay:
         self._wakeup: anyio.Event | None = None
         self._running = 0
         self._finished: anyio.Event | None = None
+        self._progress: anyio.Event | None = None  # set when a worker records an outcome
         self._group: Any = None
         self._client: httpx.AsyncClient | None = None
         self._own_client = False
@@ -214,10 +218,12 @@ class Relay:
             raise RuntimeError(msg)
         with anyio.move_on_after(timeout):
             while True:
+                progress = self._progress = anyio.Event()
                 stats = await self.outbox.store.stats(now=wall())
                 if stats.pending == 0:
                     return True
-                await sleep(min(self.outbox.options.poll_interval, 0.1))
+                with anyio.move_on_after(self.outbox.options.poll_interval):
+                    await progress.wait()
         return False
 
     # Workers
@@ -304,6 +310,8 @@ class Relay:
         except Exception as exc:  # noqa: BLE001 -- leases run out; the messages come back
             stats.store_errors += 1
             _log.error("outbox.store_error", operation="complete", error=_error_text(exc))
+        finally:
+            self._progressed()
 
     async def _record(self, message: StoredMessage, verdict: _Verdict) -> None:
         options = self.outbox.options
@@ -318,13 +326,16 @@ class Relay:
             status=failure.status,
             error=failure.error,
         )
+        delay = options.backoff.delay(max(1, message.attempts))
+        if verdict.wait is not None:
+            delay = max(delay, min(verdict.wait, options.max_server_delay))
         reason: str | None = None
         if verdict.kind == "reject":
             reason = verdict.reason
         elif not verdict.refund and message.attempts >= options.max_attempts:
             reason = "exhausted"
-        elif options.max_age is not None and now - message.created_at >= options.max_age:
-            reason = "expired"
+        elif options.max_age is not None and now + delay - message.created_at > options.max_age:
+            reason = "expired"  # the next attempt would come too late to be of use
         try:
             if reason is not None:
                 if await store.bury(message, reason=reason, failure=failure, now=now):
@@ -335,9 +346,6 @@ class Relay:
                 else:
                     self.statistics.lost_leases += 1
                 return
-            delay = options.backoff.delay(max(1, message.attempts))
-            if verdict.wait is not None:
-                delay = max(delay, min(verdict.wait, options.max_server_delay))
             if await store.reschedule(
                 message, next_attempt_at=now + delay, failure=failure, refund=verdict.refund
             ):
@@ -350,6 +358,12 @@ class Relay:
             log.error(  # noqa: TRY400 -- the store's traceback tells an operator nothing
                 "outbox.store_error", operation="record", store_error=_error_text(exc)
             )
+        finally:
+            self._progressed()
+
+    def _progressed(self) -> None:
+        if self._progress is not None:
+            self._progress.set()
 
     async def _deliver(self, message: StoredMessage) -> _Verdict:
         try:
@@ -374,7 +388,7 @@ class Relay:
             response = await client.send(request)
         except RetryAfterTooLongError as exc:
             return _Verdict("retry", self._failure(exc, request), wait=exc.retry_after)
-        except RejectedError as exc:
+        except _NOT_ATTEMPTED as exc:
             wait = getattr(exc, "retry_after", None)
             return _Verdict("retry", self._failure(exc, request), wait=wait, refund=True)
         except IdempotencyKeyMismatchError as exc:
@@ -402,7 +416,7 @@ class Relay:
             await self._pipeline.run(fn, delivery)
         except UndeliverableError as exc:
             return _Verdict("reject", self._failure(exc))
-        except RejectedError as exc:
+        except _NOT_ATTEMPTED as exc:
             wait = getattr(exc, "retry_after", None)
             return _Verdict("retry", self._failure(exc), wait=wait, refund=True)
         except Exception as exc:  # noqa: BLE001 -- a handler's failure asks for redelivery

@@ -247,11 +247,14 @@ class SQLiteStore:
 
         *connection* is the application's own ``sqlite3.Connection`` to the same
         file. Nothing is committed here: the caller's commit makes the messages
-        deliverable, its rollback means they never existed.
+        deliverable, its rollback means they never existed. The store must have
+        been opened first (`open`, at the application's start), as its schema
+        cannot be created while the caller's transaction holds the file.
 
         Raises:
             TypeError: If *connection* is not a ``sqlite3.Connection``.
             ValueError: If it is connected to another database file.
+            RuntimeError: If the file has no current outbox schema yet.
 
         """
         if not isinstance(connection, sqlite3.Connection):
@@ -260,7 +263,6 @@ class SQLiteStore:
                 f"got {type(connection).__name__}"
             )
             raise TypeError(msg)
-        await self.open()  # the schema must exist before the caller's transaction uses it
         files = [
             str(row[2]) for row in connection.execute("PRAGMA database_list") if row[1] == "main"
         ]
@@ -270,6 +272,17 @@ class SQLiteStore:
                 f"but the store is {self.path!r}; they must be the same file"
             )
             raise ValueError(msg)
+        try:
+            version = _version(connection)
+        except sqlite3.OperationalError:  # no resilient_meta table
+            version = 0
+        if version != SCHEMA_VERSION:
+            msg = (
+                f"SQLiteStore.enqueue_within: {self.path!r} has outbox schema version {version}, "
+                f"not {SCHEMA_VERSION}; open the store (await store.open(), or `resilient store "
+                "init`) when the application starts, before transactions use it"
+            )
+            raise RuntimeError(msg)
         connection.executemany(_INSERT, [_insert_row(m) for m in messages])
 
     async def claim(
