@@ -177,8 +177,8 @@ class SQLiteStore:
 
     async def open(self) -> None:
         """Open the file, and create or migrate the schema. Idempotent."""
-        # Not a write: `enqueue_within` opens the store while the caller's own
-        # connection may already hold the file's write lock.
+        # Not a write (nor is a connect that finds the schema current): opening
+        # need not wait for another connection's write, or fail when it is long.
         await self._run(lambda _conn: None, write=False)
 
     async def close(self) -> None:
@@ -571,7 +571,7 @@ def _version(conn: sqlite3.Connection) -> int:
 
 def _migrate(conn: sqlite3.Connection) -> None:
     # Check first with a read: a current schema needs no write lock, which another
-    # connection (the application's, in `enqueue_within`) may be holding.
+    # connection (another process's, or the application's own) may be holding.
     if _is_current(conn):
         return
     conn.execute("BEGIN IMMEDIATE")
