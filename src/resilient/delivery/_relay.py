@@ -166,6 +166,8 @@ class Relay:
         for index in range(self.workers):
             group.start_soon(self._worker, index)
         group.start_soon(self._housekeeping)
+        if callable(getattr(self.outbox.store, "notifications", None)):
+            group.start_soon(self._listen)
         self.outbox._relays.add(self)  # noqa: SLF001 -- the outbox wakes its relays
         return self
 
@@ -437,6 +439,18 @@ class Relay:
                 self.statistics.store_errors += 1
                 _log.error("outbox.store_error", operation="retention", error=_error_text(exc))
             await self._idle_for(_RETENTION_EVERY)
+
+    async def _listen(self) -> None:
+        # A store that announces enqueues (PostgreSQL's LISTEN/NOTIFY) wakes idle
+        # workers at once; when the announcements fail, polling carries on alone.
+        store: Any = self.outbox.store
+        while not self._stopping:
+            try:
+                async for _ in store.notifications():
+                    self.wake()
+            except Exception as exc:  # noqa: BLE001 -- polling is the fallback
+                _log.warning("outbox.listen_failed", error=_error_text(exc))
+            await self._idle_for(self.outbox.options.poll_interval)
 
     async def _idle_for(self, seconds: float) -> None:
         # Wakes with the workers, so a stopping relay ends its housekeeping at once.

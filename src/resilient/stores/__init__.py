@@ -3,6 +3,7 @@
 ::
 
     store = resilient.stores.SQLiteStore("resilient.db")   # the embedded default
+    store = resilient.stores.PostgresStore("postgresql://app@db/app")   # many hosts
     store = resilient.stores.MemoryStore()                 # tests and demos
     store = resilient.stores.open_store("sqlite:///resilient.db")
 
@@ -11,6 +12,7 @@ and passes the same contract test suite.
 """
 
 from ._memory import MemoryStore as MemoryStore
+from ._postgres import PostgresStore as PostgresStore
 from ._protocol import (
     DeadLetterStore as DeadLetterStore,
     OutboxStore as OutboxStore,
@@ -41,6 +43,7 @@ __all__ = [
     "NewMessage",
     "OutboxStats",
     "OutboxStore",
+    "PostgresStore",
     "SQLiteStore",
     "SchemaVersionError",
     "Store",

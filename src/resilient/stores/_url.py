@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from ._memory import MemoryStore
+from ._postgres import PostgresStore
 from ._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ def open_store(url: str) -> Store:
 
     - ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db`` (as in
       SQLAlchemy), or a bare file path: a `SQLiteStore`;
+    - ``postgresql://user@host/db`` (also ``postgres://`` and SQLAlchemy's
+      ``postgresql+psycopg://``): a `PostgresStore` (the ``postgres`` extra);
     - ``memory://``: a new, empty `MemoryStore`.
 
     Raises:
@@ -41,8 +44,11 @@ def open_store(url: str) -> Store:
         return SQLiteStore(path)
     if scheme == "memory":
         return MemoryStore()
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        # SQLAlchemy-style "postgresql+psycopg://" names the driver; psycopg takes plain URLs.
+        return PostgresStore("postgresql://" + url.split("://", 1)[1])
     msg = (
         f"open_store: unsupported store URL scheme {parts.scheme!r} in {url!r}; "
-        "use sqlite:///path or memory://"
+        "use sqlite:///path, postgresql://... or memory://"
     )
     raise ValueError(msg)
