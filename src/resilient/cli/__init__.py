@@ -1,42 +1,33 @@
-"""The ``resilient`` command."""
+"""The ``resilient`` command (built on click, printing with rich).
+
+::
+
+    resilient demo
+    resilient dlq list --store sqlite:///resilient.db --since 2h
+    resilient outbox drain --app myapp.tasks:outbox --timeout 60
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from .._version import __version__
+from ._app import cli
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="resilient", description="Resilience policies for async Python calls."
-    )
-    parser.add_argument("--version", action="version", version=f"resilient {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = commands.add_parser(
-        "demo", help="run a flaky service under a pipeline and show every attempt"
-    )
-    demo.add_argument("--seed", type=int, default=7, help="seed of the simulated failures")
-    demo.add_argument("--calls", type=int, default=15, help="how many calls to make")
-    return parser
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the ``resilient`` command with *argv* (default: the process's arguments).
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``resilient`` command with *argv* (default: the process's arguments)."""
-    args = _parser().parse_args(argv)
-    if args.command == "demo":
-        from ._demo import run_demo  # noqa: PLC0415 -- keeps `resilient --help` quick
-
-        return run_demo(seed=args.seed, calls=args.calls)
-    return 2  # pragma: no cover -- argparse rejects unknown commands first
+    Ends with ``SystemExit`` carrying the exit code, as a console script does.
+    """
+    cli.main(args=None if argv is None else list(argv), prog_name="resilient")
+    sys.exit(0)  # pragma: no cover -- click's standalone mode always exits
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

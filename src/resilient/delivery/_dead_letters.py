@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["DeadLetterPage", "DeadLetters", "describe_letter"]
 
 _REPLAY_CHUNK = 100
+_PAIR = 2
 
 
 @dataclass(frozen=True)
@@ -220,9 +221,21 @@ def describe_letter(letter: DeadLetter, redaction: Redaction | None = None) -> d
     """A dead letter as plain data (for JSON and the CLI), its request redacted.
 
     A letter whose document cannot be read is shown with ``"malformed"`` and the
-    raw document, redacted as free text.
+    raw document. Free text (the last error, the raw document) is scrubbed of
+    the credentials the row itself carries, should a hand-edited row or another
+    release's have stored any.
     """
-    redaction = redaction if redaction is not None else Redaction()
+    view = _describe(letter, redaction if redaction is not None else Redaction())
+    scrub = _scrubber(letter.data, redaction if redaction is not None else Redaction())
+    if scrub:
+        for name in ("last_error", "raw", "malformed"):
+            text = view.get(name)
+            if isinstance(text, str):
+                view[name] = scrub(text)
+    return view
+
+
+def _describe(letter: DeadLetter, redaction: Redaction) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": letter.id,
         "seq": letter.seq,
@@ -266,3 +279,30 @@ def _body_view(body: bytes, redaction: Redaction) -> Any:
         return body.decode("utf-8")
     except UnicodeDecodeError:
         return {"base64": base64.b64encode(body).decode("ascii")}
+
+
+def _scrubber(data: str, redaction: Redaction) -> Any:
+    """A scrubber for the secrets in a stored document, read as loosely as possible."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    headers = document.get("headers")
+    pairs = [(p[0], p[1]) for p in headers if _is_pair(p)] if isinstance(headers, list) else None
+    url = document.get("url")
+    body: Any = document.get("payload")
+    raw_body = document.get("body")
+    if body is None and isinstance(raw_body, str):
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, RecursionError):
+            body = None
+    return redaction.scrubber(pairs, url if isinstance(url, str) else None, body=body)
+
+
+def _is_pair(value: Any) -> bool:
+    return (
+        isinstance(value, list) and len(value) == _PAIR and all(isinstance(s, str) for s in value)
+    )

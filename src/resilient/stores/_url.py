@@ -48,7 +48,7 @@ def open_store(url: str) -> Store:
         # SQLAlchemy-style "postgresql+psycopg://" names the driver; psycopg takes plain URLs.
         return PostgresStore("postgresql://" + url.split("://", 1)[1])
     msg = (
-        f"open_store: unsupported store URL scheme {parts.scheme!r} in {url!r}; "
+        f"open_store: unsupported store URL scheme {parts.scheme!r}; "
         "use sqlite:///path, postgresql://... or memory://"
     )
     raise ValueError(msg)
