@@ -4,7 +4,7 @@ Import it as ``import resilient as rs``; everything public is re-exported here.
 """
 
 # Subpackages on the public surface: ``rs.http.Transport``, ``rs.stores.SQLiteStore``.
-from . import http as http, stores as stores
+from . import http as http, state as state, stores as stores
 from ._context import Context as Context
 from ._exceptions import (
     BudgetExhaustedError as BudgetExhaustedError,
