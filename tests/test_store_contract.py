@@ -86,8 +86,7 @@ STORES: dict[str, Callable[[Path], AbstractAsyncContextManager[Store]]] = {
 
 @pytest.fixture(params=list(STORES))
 async def store(request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: object):
-    if request.param == "postgres" and anyio_backend_name(anyio_backend) != "asyncio":
-        pytest.skip("PostgresStore runs on asyncio (psycopg's async connections)")
+    # (trio x postgres is deselected in conftest.py: psycopg's async runs on asyncio only)
     async with STORES[request.param](tmp_path) as opened:
         yield opened
 
@@ -299,6 +298,23 @@ async def test_giving_up_the_lease_ends_the_holders_rights(store: Store) -> None
 
 
 # Complete
+
+
+async def test_complete_and_claim_completes_first_then_claims_the_next_head(store: Store) -> None:
+    await store.enqueue([new("a1", key="a"), new("a2", key="a"), new("b1")])
+    first = await claim(store, limit=1)  # a1, the oldest
+    stale = first[0]
+    completed, batch = await store.complete_and_claim(
+        first, "w2", limit=10, lease=LEASE, now=T0 + 1
+    )
+    assert completed == 1
+    assert sorted(ids(batch)) == ["a2", "b1"]  # a1's removal made a2 the head of "a"
+    assert (await store.stats(now=T0 + 1)).delivered == 1
+    # A stale claim completes nothing, and the claim still happens.
+    completed, batch = await store.complete_and_claim(
+        [stale], "w3", limit=10, lease=LEASE, now=T0 + 2
+    )
+    assert (completed, batch) == (0, [])
 
 
 async def test_complete_removes_the_messages_and_counts_them_delivered(store: Store) -> None:

@@ -150,6 +150,13 @@ class MemoryStore:
         self._delivered += done
         return done
 
+    async def complete_and_claim(
+        self, done: Sequence[StoredMessage], owner: str, *, limit: int, lease: float, now: float
+    ) -> tuple[int, list[StoredMessage]]:
+        """`complete` *done*, then `claim`."""
+        completed = await self.complete(done)
+        return completed, await self.claim(owner, limit=limit, lease=lease, now=now)
+
     async def reschedule(
         self,
         message: StoredMessage,

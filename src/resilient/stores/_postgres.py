@@ -156,6 +156,15 @@ class PostgresStore:
         self._s = f'"{schema}"'
         self._pool: Any = None
         self._ready = False
+        self._claim_sql = self._sql(
+            "WITH due AS (SELECT seq, next_attempt_at AS due_at FROM {s}.resilient_outbox AS o "
+            f"WHERE next_attempt_at <= %(now)s AND {_HEAD} "
+            "ORDER BY next_attempt_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+            "UPDATE {s}.resilient_outbox AS t SET attempts = t.attempts + 1, "
+            "lease_owner = %(owner)s, lease_token = %(token)s, lease_until = %(until)s, "
+            "next_attempt_at = %(until)s FROM due WHERE t.seq = due.seq "
+            f"RETURNING {_RETURNING}, due.due_at"
+        )
 
     def __repr__(self) -> str:
         return f"PostgresStore(schema={self.schema!r})"  # the URL may hold a password
@@ -297,24 +306,9 @@ class PostgresStore:
         self, owner: str, *, limit: int, lease: float, now: float
     ) -> list[StoredMessage]:
         """Lease up to *limit* due messages to *owner*; concurrent claims skip each other's."""
-        token = secrets.token_hex(8)
-        until = now + lease
-        query = self._sql(
-            "WITH due AS (SELECT seq, next_attempt_at AS due_at FROM {s}.resilient_outbox AS o "
-            f"WHERE next_attempt_at <= %(now)s AND {_HEAD} "
-            "ORDER BY next_attempt_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-            "UPDATE {s}.resilient_outbox AS t SET attempts = t.attempts + 1, "
-            "lease_owner = %(owner)s, lease_token = %(token)s, lease_until = %(until)s, "
-            "next_attempt_at = %(until)s FROM due WHERE t.seq = due.seq "
-            f"RETURNING {_RETURNING}, due.due_at"
-        )
-        params = {"now": now, "limit": limit, "owner": owner, "token": token, "until": until}
 
         async def work(conn: Any) -> list[StoredMessage]:
-            cursor = await conn.execute(query, params)
-            # RETURNING has no order: put back the claim's (oldest due first).
-            rows = sorted(await cursor.fetchall(), key=lambda row: (row[-1], row[0]))
-            return [_claimed(row, token, until) for row in rows]
+            return await self._claim(conn, owner, limit, lease, now)
 
         claimed: list[StoredMessage] = await self._run(work)
         return claimed
@@ -323,28 +317,52 @@ class PostgresStore:
         """Remove delivered *messages* whose lease is still held."""
         if not messages:
             return 0
-        ids = [m.id for m in messages]
-        tokens = [m.lease_token for m in messages]
 
         async def work(conn: Any) -> int:
-            cursor = await conn.execute(
-                self._sql(
-                    "DELETE FROM {s}.resilient_outbox AS t USING unnest(%s::text[], %s::text[]) "
-                    "AS x(id, token) WHERE t.id = x.id AND t.lease_token = x.token"
-                ),
-                (ids, tokens),
-            )
-            done = int(cursor.rowcount)
-            await conn.execute(
-                self._sql(
-                    "UPDATE {s}.resilient_meta SET value = (value::bigint + %s)::text "
-                    "WHERE key = 'delivered'"
-                ),
-                (done,),
-            )
-            return done
+            return await self._complete(conn, messages)
 
         return int(await self._run(work))
+
+    async def complete_and_claim(
+        self, done: Sequence[StoredMessage], owner: str, *, limit: int, lease: float, now: float
+    ) -> tuple[int, list[StoredMessage]]:
+        """`complete` *done*, then `claim`, in one transaction."""
+
+        async def work(conn: Any) -> tuple[int, list[StoredMessage]]:
+            completed = await self._complete(conn, done) if done else 0
+            return completed, await self._claim(conn, owner, limit, lease, now)
+
+        result: tuple[int, list[StoredMessage]] = await self._run(work)
+        return result
+
+    async def _claim(
+        self, conn: Any, owner: str, limit: int, lease: float, now: float
+    ) -> list[StoredMessage]:
+        token = secrets.token_hex(8)
+        until = now + lease
+        params = {"now": now, "limit": limit, "owner": owner, "token": token, "until": until}
+        cursor = await conn.execute(self._claim_sql, params)
+        # RETURNING has no order: put back the claim's (oldest due first).
+        rows = sorted(await cursor.fetchall(), key=lambda row: (row[-1], row[0]))
+        return [_claimed(row, token, until) for row in rows]
+
+    async def _complete(self, conn: Any, messages: Sequence[StoredMessage]) -> int:
+        cursor = await conn.execute(
+            self._sql(
+                "DELETE FROM {s}.resilient_outbox AS t USING unnest(%s::text[], %s::text[]) "
+                "AS x(id, token) WHERE t.id = x.id AND t.lease_token = x.token"
+            ),
+            ([m.id for m in messages], [m.lease_token for m in messages]),
+        )
+        done = int(cursor.rowcount)
+        await conn.execute(
+            self._sql(
+                "UPDATE {s}.resilient_meta SET value = (value::bigint + %s)::text "
+                "WHERE key = 'delivered'"
+            ),
+            (done,),
+        )
+        return done
 
     async def reschedule(
         self,

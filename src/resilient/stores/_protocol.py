@@ -55,6 +55,11 @@ class OutboxStore(Protocol):
     async def complete(self, messages: Sequence[StoredMessage]) -> int:
         """Remove delivered *messages* whose lease is still held; return how many."""
 
+    async def complete_and_claim(
+        self, done: Sequence[StoredMessage], owner: str, *, limit: int, lease: float, now: float
+    ) -> tuple[int, list[StoredMessage]]:
+        """`complete` *done*, then `claim`, in one transaction: a relay's steady state."""
+
     async def reschedule(
         self,
         message: StoredMessage,

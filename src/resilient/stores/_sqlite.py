@@ -289,39 +289,21 @@ class SQLiteStore:
         self, owner: str, *, limit: int, lease: float, now: float
     ) -> list[StoredMessage]:
         """Lease up to *limit* due messages to *owner* for *lease* seconds."""
-        token = secrets.token_hex(8)
-        until = now + lease
-
-        def work(conn: sqlite3.Connection) -> list[StoredMessage]:
-            rows = conn.execute(_CLAIM, (now, limit)).fetchall()
-            if not rows:
-                return []
-            conn.executemany(
-                "UPDATE resilient_outbox SET attempts = attempts + 1, lease_owner = ?, "
-                "lease_token = ?, lease_until = ?, next_attempt_at = ? WHERE seq = ?",
-                [(owner, token, until, until, row[0]) for row in rows],
-            )
-            return [_claimed(row, token, until) for row in rows]
-
-        return await self._run(work)
+        return await self._run(functools.partial(_claim, owner, limit, lease, now))
 
     async def complete(self, messages: Sequence[StoredMessage]) -> int:
         """Remove delivered *messages* whose lease is still held."""
         if not messages:
             return 0
-        params = [(m.id, m.lease_token) for m in messages]
+        return await self._run(functools.partial(_complete, messages))
 
-        def work(conn: sqlite3.Connection) -> int:
-            cursor = conn.executemany(
-                "DELETE FROM resilient_outbox WHERE id = ? AND lease_token = ?", params
-            )
-            done = cursor.rowcount
-            conn.execute(
-                "UPDATE resilient_meta SET value = CAST(value AS INTEGER) + ? "
-                "WHERE key = 'delivered'",
-                (done,),
-            )
-            return done
+    async def complete_and_claim(
+        self, done: Sequence[StoredMessage], owner: str, *, limit: int, lease: float, now: float
+    ) -> tuple[int, list[StoredMessage]]:
+        """`complete` *done*, then `claim`, in one transaction (one commit, one thread hop)."""
+
+        def work(conn: sqlite3.Connection) -> tuple[int, list[StoredMessage]]:
+            return _complete(done, conn), _claim(owner, limit, lease, now, conn)
 
         return await self._run(work)
 
@@ -544,6 +526,36 @@ class SQLiteStore:
             return dropped
 
         return await self._run(work)
+
+
+def _claim(
+    owner: str, limit: int, lease: float, now: float, conn: sqlite3.Connection
+) -> list[StoredMessage]:
+    rows = conn.execute(_CLAIM, (now, limit)).fetchall()
+    if not rows:
+        return []
+    token = secrets.token_hex(8)
+    until = now + lease
+    conn.executemany(
+        "UPDATE resilient_outbox SET attempts = attempts + 1, lease_owner = ?, "
+        "lease_token = ?, lease_until = ?, next_attempt_at = ? WHERE seq = ?",
+        [(owner, token, until, until, row[0]) for row in rows],
+    )
+    return [_claimed(row, token, until) for row in rows]
+
+
+def _complete(messages: Sequence[StoredMessage], conn: sqlite3.Connection) -> int:
+    if not messages:
+        return 0
+    done = conn.executemany(
+        "DELETE FROM resilient_outbox WHERE id = ? AND lease_token = ?",
+        [(m.id, m.lease_token) for m in messages],
+    ).rowcount
+    conn.execute(
+        "UPDATE resilient_meta SET value = CAST(value AS INTEGER) + ? WHERE key = 'delivered'",
+        (done,),
+    )
+    return done
 
 
 _INSERT: Final = (
