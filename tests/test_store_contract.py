@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
-from backends import anyio_backend_name, drop_schema, postgres_url
+from backends import drop_schema, postgres_url
 
 pytestmark = pytest.mark.anyio
 
