@@ -292,6 +292,10 @@ def test_open_store_reads_postgres_urls() -> None:
         store = open_store(url)
         assert isinstance(store, PostgresStore)
         assert store.url == "postgresql://app@db/app"
+        assert store.schema == "public"
+    named = open_store("postgresql://app@db/app?sslmode=disable&schema=outbox")
+    assert isinstance(named, PostgresStore)
+    assert (named.url, named.schema) == ("postgresql://app@db/app?sslmode=disable", "outbox")
 
 
 def test_the_repr_never_shows_the_url() -> None:

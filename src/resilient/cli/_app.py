@@ -1,4 +1,4 @@
-"""The ``resilient`` command group: ``demo``, ``dlq`` and ``outbox``."""
+"""The ``resilient`` command group: ``demo``, ``dlq``, ``outbox`` and ``store``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from .._version import __version__
 from ._dlq import dlq
 from ._exit import EXIT_CODES_HELP
 from ._outbox_cmds import outbox
+from ._store_cmds import store
 
 __all__ = ["cli"]
 
@@ -27,8 +28,8 @@ def cli() -> None:
     """Resilience policies for async Python calls, and the tools to operate an outbox.
 
     Commands that read a store take --store URL, or the RESILIENT_STORE
-    environment variable: sqlite:///relative.db, sqlite:////absolute.db or a
-    file path.
+    environment variable: sqlite:///relative.db, sqlite:////absolute.db, a
+    file path, or postgresql://user@host/db.
     """
 
 
@@ -47,3 +48,4 @@ def demo(ctx: click.Context, *, seed: int, calls: int) -> None:
 
 cli.add_command(dlq)
 cli.add_command(outbox)
+cli.add_command(store)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ._memory import MemoryStore
 from ._postgres import PostgresStore
@@ -22,6 +22,7 @@ def open_store(url: str) -> Store:
       SQLAlchemy), or a bare file path: a `SQLiteStore`;
     - ``postgresql://user@host/db`` (also ``postgres://`` and SQLAlchemy's
       ``postgresql+psycopg://``): a `PostgresStore` (the ``postgres`` extra);
+      ``?schema=name`` chooses its schema (default ``public``);
     - ``memory://``: a new, empty `MemoryStore`.
 
     Raises:
@@ -45,8 +46,13 @@ def open_store(url: str) -> Store:
     if scheme == "memory":
         return MemoryStore()
     if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
-        # SQLAlchemy-style "postgresql+psycopg://" names the driver; psycopg takes plain URLs.
-        return PostgresStore("postgresql://" + url.split("://", 1)[1])
+        # SQLAlchemy-style "postgresql+psycopg://" names the driver; psycopg takes plain
+        # URLs. "schema" is ours, not libpq's: it names the store's schema.
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        schema = [value for name, value in query if name == "schema"]
+        rest = urlencode([(name, value) for name, value in query if name != "schema"])
+        plain = urlunsplit(("postgresql", parts.netloc, parts.path, rest, parts.fragment))
+        return PostgresStore(plain, schema=schema[-1]) if schema else PostgresStore(plain)
     msg = (
         f"open_store: unsupported store URL scheme {parts.scheme!r}; "
         "use sqlite:///path, postgresql://... or memory://"
