@@ -24,6 +24,7 @@ from ._circuit import (
 )
 from ._predicates import exception_matcher
 from ._retry import DEFAULT_ON
+from ._shared import SharedState
 from ._timeout import Timeout
 from ._validate import check_count, check_seconds
 
@@ -175,6 +176,7 @@ class CircuitBreaker:
     ``max_keys``              1024, >= 1
     ``name``                  ``None``
     ``listeners``             ``()``
+    ``shared``                ``None``: state kept in this process
     ========================  =====================================================
 
     Args:
@@ -197,6 +199,9 @@ class CircuitBreaker:
             including changes made by hand. Pipeline hooks hear of changes made
             by calls through ``Hook.on_circuit_transition``. A listener runs
             inline and must not raise: its error would replace the call's outcome.
+        shared: Where the circuits' state lives when processes share it
+            (`resilient.state.RedisState`): every process with a breaker of the
+            same *name* sees one state. Needs a `TimeWindow` and a *name*.
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -220,6 +225,7 @@ class CircuitBreaker:
     max_keys: int = 1024
     name: str | None = None
     listeners: Sequence[Callable[[CircuitTransition], None]] = ()
+    shared: SharedState | None = None
     _match: Callable[[BaseException], bool] = field(init=False, repr=False)
     _settings: CircuitSettings = field(init=False, repr=False)
     _circuits: OrderedDict[Hashable, Circuit] = field(init=False, repr=False)
@@ -291,6 +297,7 @@ class CircuitBreaker:
             msg = f"CircuitBreaker: name must be a str or None, got {self.name!r}"
             raise TypeError(msg)
         self._validate_listeners()
+        self._validate_shared()
 
     def _validate_listeners(self) -> None:
         if callable(self.listeners) or isinstance(self.listeners, (str, bytes)):
@@ -304,6 +311,25 @@ class CircuitBreaker:
             if not callable(listener):
                 msg = f"CircuitBreaker: listeners[{i}] must be callable, got {listener!r}"
                 raise TypeError(msg)
+
+    def _validate_shared(self) -> None:
+        if self.shared is None:
+            return
+        if not isinstance(self.shared, SharedState):
+            msg = (
+                "CircuitBreaker: shared must be a shared state such as "
+                f"resilient.state.RedisState, or None; got {self.shared!r}"
+            )
+            raise TypeError(msg)
+        if not isinstance(self.window, TimeWindow):
+            msg = (
+                "CircuitBreaker: a shared breaker needs a TimeWindow (a count or consecutive "
+                f"window has no fleet-wide order), got {type(self.window).__name__}"
+            )
+            raise TypeError(msg)
+        if not self.name:
+            msg = "CircuitBreaker: a shared breaker needs a name: processes share it by name"
+            raise ValueError(msg)
 
     def _validate_numbers(self) -> None:
         check_count("CircuitBreaker", "min_calls", self.min_calls)
@@ -375,6 +401,8 @@ class CircuitBreaker:
         )
         if self.key is not None:
             parts.append(f"keyed, max_keys={self.max_keys}")
+        if self.shared is not None:
+            parts.append(f"shared={self.shared!r}")
         label = f"{self.name!r}, " if self.name else ""
         return f"CircuitBreaker({label}{', '.join(parts)})"
 
@@ -384,7 +412,11 @@ class CircuitBreaker:
         circuits = self._circuits
         circuit = circuits.get(key)
         if circuit is None:
-            circuit = Circuit(self._settings, key, self._forced[0])
+            shared = self.shared
+            if shared is None:
+                circuit = Circuit(self._settings, key, self._forced[0])
+            else:
+                circuit = shared.circuit(self._settings, key, self._forced[0], self.window)
             circuits[key] = circuit
             if len(circuits) > self.max_keys:
                 circuits.popitem(last=False)
@@ -392,20 +424,24 @@ class CircuitBreaker:
             circuits.move_to_end(key)
         return circuit
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: PLR0912 -- the hot path, inlined on purpose
+    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: C901, PLR0912 -- the hot path, inlined on purpose
         """Run *next_step* if the circuit admits it, and record its outcome."""
-        key = self.key
+        key, partition = self.key, ctx.partition
         if key is not None:
             circuit = self._circuit(key(ctx))
-        elif ctx.partition is None:
+        elif partition is None:
             circuit = self._single  # type: ignore[assignment]
         else:
-            circuit = self._circuit(ctx.partition)  # one circuit per origin, say
+            # One circuit per origin, say; a partition's circuit is not moved to the
+            # end (only keyed ones are), so a known one is taken as it is.
+            circuit = self._circuits.get(partition) or self._circuit(partition)
         # A closed circuit admits without reading the clock or the hooks.
         if circuit.state is _CLOSED:
             epoch = circuit.epoch
         else:
             epoch = circuit.acquire(now(), ctx.dispatch.on_circuit_transition)
+            if epoch < 0:  # a shared circuit asks the fleet for a probe slot
+                epoch = await circuit.acquire_shared(now(), ctx.dispatch.on_circuit_transition)
         start = now() if self.slow_call_duration is not None else 0.0
         try:
             result = await next_step(ctx)

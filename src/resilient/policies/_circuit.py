@@ -157,6 +157,7 @@ class TimeBuckets:
         "_current",
         "_ends",
         "_failures",
+        "_index",
         "_slow",
         "_width",
         "calls",
@@ -172,6 +173,7 @@ class TimeBuckets:
         self._failures = [0] * buckets
         self._slow = [0] * buckets
         self._current: int | None = None  # absolute number of the newest bucket
+        self._index = 0  # its place in the lists
         self._ends = -math.inf  # when the newest bucket ends
         self.calls = self.failures = self.slow = 0
 
@@ -192,11 +194,13 @@ class TimeBuckets:
                 self._calls[i] = self._failures[i] = self._slow[i] = 0
         if current is None or bucket > current:
             self._current = bucket
+            self._index = bucket % len(self._calls)
             self._ends = (bucket + 1) * self._width
         return self._current  # type: ignore[return-value]
 
     def add(self, now: float, *, failure: bool, slow: bool) -> None:
-        i = self._advance(now) % len(self._calls)
+        self._advance(now)
+        i = self._index
         self._calls[i] += 1
         self._failures[i] += failure
         self._slow[i] += slow
@@ -205,7 +209,9 @@ class TimeBuckets:
         self.slow += slow
 
     def add_success(self, now: float) -> None:
-        self._calls[self._advance(now) % len(self._calls)] += 1
+        if now >= self._ends:  # _advance's own test, made here: most calls need no call
+            self._advance(now)
+        self._calls[self._index] += 1
         self.calls += 1
 
     def totals(self, now: float) -> tuple[int, int, int]:
@@ -334,6 +340,14 @@ class Circuit:
             raise CircuitOpenError(None, self._label(), "half_open")
         self._probes_started += 1
         return self.epoch
+
+    async def acquire_shared(self, now: float, hooks: Hooks = ()) -> int:
+        """Admit a call by asking the processes it shares state with.
+
+        Only a shared circuit (`resilient.state`) makes `acquire` answer -1, which
+        sends the breaker here; a circuit of one process admits on its own.
+        """
+        return self.acquire(now, hooks)
 
     def record(
         self, epoch: int, now: float, *, failure: bool, slow: bool, hooks: Hooks = ()

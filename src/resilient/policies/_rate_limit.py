@@ -11,6 +11,7 @@ import anyio
 
 from .._clock import now, sleep
 from .._exceptions import RateLimitedError
+from ._shared import SharedState
 from ._validate import check_count, check_seconds
 
 if TYPE_CHECKING:
@@ -97,7 +98,10 @@ class RateLimiter:
 
     The state lives in this object and is shared by every call through it, in
     every pipeline that holds it. It serves the calls of one event loop (asyncio
-    or trio) at a time, in one process.
+    or trio) at a time, in one process; with *shared*
+    (`resilient.state.RedisState`), the limit is one for every process that
+    names it: each call takes its slot from Redis (GCRA in a script, on the
+    server's clock), and waiting calls ask again when their slot should be free.
 
     ============  ============  ==============================================
     Option        Default       Allowed
@@ -108,6 +112,8 @@ class RateLimiter:
     ``key``       ``None``      a callable taking the `Context`, returning a
                                 hashable key; ``None``: one limit for all
     ``max_keys``  10 000        an int >= 1
+    ``name``      ``None``      a str: the limit's name (required when shared)
+    ``shared``    ``None``      a shared state; ``None``: this process only
     ============  ============  ==============================================
 
     Args:
@@ -116,6 +122,8 @@ class RateLimiter:
         max_wait: The most seconds a call waits for its slot.
         key: Computes the key of a call; calls with equal keys share a limit.
         max_keys: The most keys held at once (used only with *key*).
+        name: Names the limit; processes share a limit by name.
+        shared: Where a limit shared by many processes lives.
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -129,6 +137,8 @@ class RateLimiter:
     max_wait: float = 0.0
     key: Callable[[Context], Hashable] | None = None
     max_keys: int = 10_000
+    name: str | None = None
+    shared: SharedState | None = None
     _interval: float = field(init=False, repr=False)
     _tolerance: float = field(init=False, repr=False)
     _cell: _Cell = field(init=False, repr=False)
@@ -146,6 +156,16 @@ class RateLimiter:
             )
             raise TypeError(msg)
         check_count("RateLimiter", "max_keys", self.max_keys)
+        if self.shared is not None:
+            if not isinstance(self.shared, SharedState):
+                msg = (
+                    "RateLimiter: shared must be a shared state such as "
+                    f"resilient.state.RedisState, or None; got {self.shared!r}"
+                )
+                raise TypeError(msg)
+            if not isinstance(self.name, str) or not self.name:
+                msg = "RateLimiter: a shared limit needs a name: processes share it by name"
+                raise ValueError(msg)
         interval = 1.0 / self.rate
         object.__setattr__(self, "_interval", interval)
         # How far ahead of the steady schedule a call may come: the burst.
@@ -161,6 +181,8 @@ class RateLimiter:
             parts.append(f"max_wait={self.max_wait:g}")
         if self.key is not None:
             parts.append(f"keyed, max_keys={self.max_keys}")
+        if self.shared is not None:
+            parts.append(f"name={self.name!r}, shared={self.shared!r}")
         return f"RateLimiter({', '.join(parts)})"
 
     def statistics(self) -> RateLimiterStatistics:
@@ -176,6 +198,9 @@ class RateLimiter:
 
     async def execute(self, next_step: Step, ctx: Context) -> Any:
         """Run *next_step* in its slot: at once, after a wait, or not (`RateLimitedError`)."""
+        if self.shared is not None:
+            await self._take_shared(self.shared, ctx)
+            return await next_step(ctx)
         key = self.key
         cell = self._cell if key is None else self._cell_for(key(ctx))
         t = now()
@@ -190,6 +215,32 @@ class RateLimiter:
         else:
             await self._wait(cell, t, ctx)
         return await next_step(ctx)
+
+    async def _take_shared(self, shared: SharedState, ctx: Context) -> None:
+        """Take a slot of the fleet's limit, waiting for it as the local limit would."""
+        name = self.name or ""
+        slot = shared.key("rate", name, None if self.key is None else self.key(ctx))
+        counters = self._counters
+        start = now()
+        while True:
+            wait = await shared.take_slot(slot, self._interval, self._tolerance)
+            t = now()
+            if wait <= 0:
+                counters.admitted += 1
+                if t > start:
+                    counters.waited += 1
+                return
+            deadline = ctx.deadline
+            if t - start + wait > self.max_wait + _EARLY or (
+                deadline is not None and t + wait >= deadline
+            ):
+                counters.rejected += 1
+                raise RateLimitedError(wait)
+            counters.waiting += 1
+            try:
+                await sleep(wait)
+            finally:
+                counters.waiting -= 1
 
     def _cell_for(self, key: Hashable) -> _Cell:
         cells = self._cells
