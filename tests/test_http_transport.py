@@ -421,12 +421,23 @@ async def test_ndjson_and_opted_in_downloads_are_handed_over_unread() -> None:
             await sleep(60)
             yield b"rest"
 
+    kinds = {
+        "/lines": "application/x-ndjson",
+        "/records": "application/jsonl; charset=utf-8",  # not JSON, for all its prefix
+        "/file.zip": "application/zip",
+    }
+
     def answer(request: httpx.Request) -> httpx.Response:
-        kind = "application/x-ndjson" if request.url.path == "/lines" else "application/zip"
+        kind = kinds[request.url.path]
         return httpx.Response(200, headers={"content-type": kind}, stream=Slow())
 
-    server = Server(answer, answer)
+    server = Server(answer, answer, answer)
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("/lines", {}),
+        ("/records", {}),
+        ("/file.zip", {"resilient.stream": True}),
+    ]
     async with client(server, rs.Pipeline(rs.Timeout(5.0), hooks=[])) as c:
-        for path, extensions in [("/lines", {}), ("/file.zip", {"resilient.stream": True})]:
+        for path, extensions in requests:
             async with c.stream("GET", path, extensions=extensions) as response:
                 assert [chunk async for chunk in response.aiter_bytes()] == [b"part", b"rest"]

@@ -24,7 +24,7 @@ from ._errors import (
 from ._redact import Redaction
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from .._context import Context
     from .._pipeline import Step
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["Transport", "default_pipeline"]
 
 _STREAMED_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl")
+
+# Content-Type values seen, and whether each is streamed: parsing one costs more than
+# the rest of the check, and a client sees few distinct values (bounded all the same).
+_STREAMED: dict[bytes, bool] = {}
+_STREAMED_MAX = 256
 
 
 _NO_KWARGS: dict[str, Any] = {}  # never written: the call takes no keyword arguments
@@ -74,11 +79,8 @@ class _Exchange:
     """
 
     def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-
-    def execute(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
-        del next_step  # the exchange is the call
-        return self._transport._attempt(ctx)  # noqa: SLF001 -- its own helper
+        # The transport's own method, not one of ours calling it: a frame less per attempt.
+        self.execute: Callable[[Step, Context], Awaitable[Any]] = transport._attempt  # noqa: SLF001
 
     def describe(self) -> str:
         return "send"
@@ -198,11 +200,12 @@ class Transport(httpx.AsyncBaseTransport):
         classifier = RequestClassifier(options, request, key)
         ctx = self.pipeline.new_context(_never_called, (request, classifier), _NO_KWARGS)
         url = request.url
-        ctx.partition = (url.scheme, url.host, url.port)
+        host = url.host  # not cheap: it checks for an IDNA name every time
+        ctx.partition = (url.scheme, host, url.port)
         if ctx.operation is None and ctx.dispatch.hooks:
             # Few distinct values, no secrets: it names log events and the call's span
             # (made only when a hook is there to use it).
-            ctx.operation = f"{request.method} {url.host}"
+            ctx.operation = f"{request.method} {host}"
         classifier.ctx = ctx
         ctx.classifier = classifier
         ctx.idempotency_key = key
@@ -214,6 +217,10 @@ class Transport(httpx.AsyncBaseTransport):
                     "resilient: not retried: the request body is a stream that cannot be sent again"
                 )
             raise
+        finally:
+            # The context and the classifier refer to each other: parted here, they
+            # are freed at once, not left for the cyclic garbage collector.
+            classifier.ctx = None
         if classifier.refused is not None and classifier.refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
             raise RetryAfterTooLongError(classifier.refused[0], response, reason)
@@ -227,8 +234,6 @@ class Transport(httpx.AsyncBaseTransport):
         return f"{request.method} {self.redaction.redact_url(request.url)}"
 
     def _next_for(self, request: Any) -> Any:
-        if self._next is not None:
-            return self._next
         library = type(request).__module__.split(".")[0]
         transport = self._defaults.get(library)
         if transport is None:
@@ -236,8 +241,9 @@ class Transport(httpx.AsyncBaseTransport):
             transport = self._defaults[library] = module.AsyncHTTPTransport()
         return transport
 
-    def _attempt(self, ctx: Context) -> Awaitable[Any]:
+    def _attempt(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
         """One attempt; the exchange's own coroutine when untraced (a frame less)."""
+        del next_step  # the exchange is the call
         request, classifier = ctx.args
         if ctx.attempt > 1 and not classifier.replayable:
             raise RequestNotReplayableError(self._line(request))
@@ -270,7 +276,10 @@ class Transport(httpx.AsyncBaseTransport):
             return response
 
     async def _exchange(self, request: Any, ctx: Context) -> Any:
-        response = await self._next_for(request).handle_async_request(request)
+        transport = self._next
+        if transport is None:
+            transport = self._next_for(request)
+        response = await transport.handle_async_request(request)
         try:
             if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
                 await response.aread()
@@ -305,9 +314,12 @@ class Transport(httpx.AsyncBaseTransport):
             return True
         for key, value in response.headers.raw:
             if len(key) == 12 and key.lower() == b"content-type":  # noqa: PLR2004 -- its length
-                if value.startswith(b"application/json"):  # the common answer, quickly
-                    return False
-                return value.split(b";", 1)[0].strip().lower() in _STREAMED_TYPES
+                streamed = _STREAMED.get(value)
+                if streamed is None:
+                    streamed = value.split(b";", 1)[0].strip().lower() in _STREAMED_TYPES
+                    if len(_STREAMED) < _STREAMED_MAX:
+                        _STREAMED[value] = streamed
+                return streamed
         return False
 
     async def aclose(self) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import weakref
-from asyncio import CancelledError, _get_running_loop
+from asyncio import CancelledError, _get_running_loop, current_task
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,12 +49,19 @@ class _Lane:
     call whose deadline has passed and re-arms for the next.
     """
 
-    __slots__ = ("armed_for", "entries", "handle", "live", "loop")
+    __slots__ = ("armed_for", "clock", "entries", "handle", "limit", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        # asyncio's own loop.time() is a Python method around time.monotonic(): a
+        # frame per call saved by calling what it calls. A loop with a clock of its
+        # own (a virtual one) is asked.
+        self.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
         self.entries: deque[list[Any]] = deque()
-        self.live = 0
+        # Finished calls queued behind a long-running one would pile up: past this
+        # length they are dropped, and the limit is set to twice what is left
+        # (amortised O(1)).
+        self.limit = 64
         self.handle: asyncio.TimerHandle | None = None
         self.armed_for = 0.0
 
@@ -78,6 +86,11 @@ class _Lane:
         self.handle = None
         if entries:
             self.arm(entries[0][_DEADLINE])
+
+    def compact(self) -> None:
+        """Drop the finished calls queued behind running ones."""
+        self.entries = deque(e for e in self.entries if e[_STATE] != _DONE)
+        self.limit = 2 * len(self.entries) + 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,20 +153,18 @@ class Timeout:
         loop = _get_running_loop()
         if loop is None or not _NATIVE:
             return await self._execute_anyio(next_step, ctx)
-        task = asyncio.current_task(loop)
+        task = current_task(loop)
         if task is None:  # pragma: no cover -- await always runs inside a task
             return await next_step(ctx)
         lane = self._last[0]
         if lane is None or lane.loop is not loop:
             lane = self._lane_for(loop)
-        deadline = loop.time() + self.seconds
+        deadline = lane.clock() + self.seconds
         entry = [deadline, task, _RUNNING]
         cancelling = task.cancelling()
         # Inlined lane bookkeeping (this is every call's path): queue the deadline,
         # and arm the lane's one timer if it is idle.
-        entries = lane.entries
-        entries.append(entry)
-        lane.live += 1
+        lane.entries.append(entry)
         if lane.handle is None:
             lane.arm(deadline)
         outer = ctx.deadline
@@ -175,16 +186,13 @@ class Timeout:
                 # It fired, but the call ended without seeing the cancellation.
                 task.uncancel()
             entry[_STATE] = _DONE
-            lane.live -= 1
             entries = lane.entries
             while entries and entries[0][_STATE] == _DONE:
                 entries.popleft()
-            # Finished calls queued behind a long-running one would pile up: drop
-            # them once they outnumber the running ones (amortised O(1)). The timer
-            # stays armed even when nothing runs: re-arming it for each call would
-            # cost what the lane saves; a stale timer fires once, idle.
-            if len(entries) > 2 * lane.live + 64:
-                lane.entries = deque(e for e in entries if e[_STATE] != _DONE)
+            # The timer stays armed even when nothing runs: re-arming it for each
+            # call would cost what the lane saves; a stale timer fires once, idle.
+            if len(entries) > lane.limit:
+                lane.compact()
 
     def _lane_for(self, loop: asyncio.AbstractEventLoop) -> _Lane:
         lane = self._lanes.get(loop)
