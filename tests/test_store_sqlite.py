@@ -496,7 +496,7 @@ async def test_enqueue_within_a_connection_to_another_file_is_refused(
 async def test_enqueue_within_something_not_a_sqlite3_connection_is_a_type_error(
     store: SQLiteStore, connection: object
 ) -> None:
-    with pytest.raises(TypeError, match=r"sqlite3\.Connection"):
+    with pytest.raises(TypeError, match=r"sqlite3 or aiosqlite connection or a SQLAlchemy"):
         await store.enqueue_within(connection, [new("m1")])
 
 
@@ -563,3 +563,63 @@ def test_invalid_constructor_arguments_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(error, match=rf"SQLiteStore: {field}\b"):
         SQLiteStore(**{"path": "outbox.db", **kwargs})
+
+
+# Transactional enqueue through the application's own drivers
+
+
+async def test_enqueue_within_a_sqlalchemy_session_commits_or_rolls_back(
+    store: SQLiteStore, db: Path
+) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with Session(engine) as session:
+            with session.begin():
+                session.execute(text("CREATE TABLE IF NOT EXISTS orders (id INTEGER)"))
+                await store.enqueue_within(session, [new("kept")])
+            session.begin()
+            await store.enqueue_within(session, [new("dropped")])
+            session.rollback()
+    finally:
+        engine.dispose()
+    assert ids(await store.claim("me", limit=10, lease=60.0, now=T0)) == ["kept"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_enqueue_within_an_async_sqlalchemy_session_on_aiosqlite(
+    store: SQLiteStore, db: Path
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
+    try:
+        async with AsyncSession(engine) as session:
+            async with session.begin():
+                await store.enqueue_within(session, [new("kept")])
+            async with session.begin():
+                await store.enqueue_within(session, [new("dropped")])
+                await session.rollback()
+        async with engine.connect() as conn:
+            await store.enqueue_within(conn, [new("also-kept")])
+            await conn.commit()
+    finally:
+        await engine.dispose()
+    assert sorted(ids(await store.claim("me", limit=10, lease=60.0, now=T0))) == [
+        "also-kept",
+        "kept",
+    ]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_enqueue_within_an_aiosqlite_connection(store: SQLiteStore, db: Path) -> None:
+    import aiosqlite
+
+    async with aiosqlite.connect(db) as conn:
+        await store.enqueue_within(conn, [new("kept")])
+        await conn.commit()
+        await store.enqueue_within(conn, [new("dropped")])
+        await conn.rollback()
+    assert ids(await store.claim("me", limit=10, lease=60.0, now=T0)) == ["kept"]

@@ -29,7 +29,7 @@ from ..policies._validate import check_seconds
 from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 
@@ -245,27 +245,22 @@ class SQLiteStore:
     async def enqueue_within(self, connection: Any, messages: Sequence[NewMessage]) -> None:
         """Add *messages* inside the caller's transaction on *connection*.
 
-        *connection* is the application's own ``sqlite3.Connection`` to the same
-        file. Nothing is committed here: the caller's commit makes the messages
+        *connection* is the application's own connection to the same file: a
+        ``sqlite3.Connection``, an ``aiosqlite.Connection``, or a SQLAlchemy 2
+        ``Session``, ``Connection``, ``AsyncSession`` or ``AsyncConnection`` on
+        SQLite. Nothing is committed here: the caller's commit makes the messages
         deliverable, its rollback means they never existed. The store must have
         been opened first (`open`, at the application's start), as its schema
         cannot be created while the caller's transaction holds the file.
 
         Raises:
-            TypeError: If *connection* is not a ``sqlite3.Connection``.
+            TypeError: If *connection* is none of those.
             ValueError: If it is connected to another database file.
             RuntimeError: If the file has no current outbox schema yet.
 
         """
-        if not isinstance(connection, sqlite3.Connection):
-            msg = (
-                "SQLiteStore.enqueue_within: connection must be a sqlite3.Connection, "
-                f"got {type(connection).__name__}"
-            )
-            raise TypeError(msg)
-        files = [
-            str(row[2]) for row in connection.execute("PRAGMA database_list") if row[1] == "main"
-        ]
+        run = _caller(connection)
+        files = [str(row[2]) for row in await run("PRAGMA database_list", ()) if row[1] == "main"]
         if not files or not _same_file(files[0], self.path):
             msg = (
                 f"SQLiteStore.enqueue_within: the connection is to {files[0] if files else '?'!r}, "
@@ -273,9 +268,10 @@ class SQLiteStore:
             )
             raise ValueError(msg)
         try:
-            version = _version(connection)
-        except sqlite3.OperationalError:  # no resilient_meta table
-            version = 0
+            rows = await run("SELECT value FROM resilient_meta WHERE key = 'schema_version'", ())
+        except Exception:  # noqa: BLE001 -- no resilient_meta table, whatever the driver says
+            rows = []
+        version = _int(rows[0][0], 0) if rows else 0
         if version != SCHEMA_VERSION:
             msg = (
                 f"SQLiteStore.enqueue_within: {self.path!r} has outbox schema version {version}, "
@@ -283,7 +279,8 @@ class SQLiteStore:
                 "init`) when the application starts, before transactions use it"
             )
             raise RuntimeError(msg)
-        connection.executemany(_INSERT, [_insert_row(m) for m in messages])
+        for message in messages:
+            await run(_INSERT, _insert_row(message))
 
     async def claim(
         self, owner: str, *, limit: int, lease: float, now: float
@@ -574,6 +571,43 @@ def _insert_row(m: NewMessage) -> tuple[Any, ...]:
         m.created_at,
         m.next_attempt_at,
     )
+
+
+def _caller(connection: Any) -> Callable[[str, tuple[Any, ...]], Awaitable[list[Any]]]:
+    """Run a statement (``?`` parameters) on the caller's connection, whatever its kind."""
+    if isinstance(connection, sqlite3.Connection):
+
+        async def run_sqlite3(sql: str, params: tuple[Any, ...]) -> list[Any]:
+            return connection.execute(sql, params).fetchall()
+
+        return run_sqlite3
+    modules = {cls.__module__.split(".")[0] for cls in type(connection).__mro__}
+    if "sqlalchemy" in modules:
+        from sqlalchemy import text  # noqa: PLC0415 -- only for SQLAlchemy callers
+
+        async def run_sqlalchemy(sql: str, params: tuple[Any, ...]) -> list[Any]:
+            # SQLAlchemy's text() takes named parameters: ?1, ?2... become :p1, :p2...
+            named = sql
+            for n in range(len(params)):
+                named = named.replace("?", f":p{n}", 1)
+            result = connection.execute(text(named), {f"p{n}": v for n, v in enumerate(params)})
+            if hasattr(result, "__await__"):  # AsyncSession / AsyncConnection
+                result = await result
+            return list(result.fetchall()) if result.returns_rows else []
+
+        return run_sqlalchemy
+    if "aiosqlite" in modules:
+
+        async def run_aiosqlite(sql: str, params: tuple[Any, ...]) -> list[Any]:
+            cursor = await connection.execute(sql, params)
+            return list(await cursor.fetchall())
+
+        return run_aiosqlite
+    msg = (
+        "SQLiteStore.enqueue_within: connection must be a sqlite3 or aiosqlite connection or "
+        f"a SQLAlchemy session or connection, got {type(connection).__name__}"
+    )
+    raise TypeError(msg)
 
 
 def _version(conn: sqlite3.Connection) -> int:
