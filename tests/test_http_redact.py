@@ -463,3 +463,38 @@ def test_odd_input_never_raises(pairs: list[Any], url: Any, body: Any, text: Any
     assert isinstance(R.redact_url(url), str)
     R.redact_json(body)
     assert isinstance(R.scrubber(pairs, url, body=body)(text), str)
+
+
+# Errors from the layers below the transport
+
+
+def test_errors_from_the_next_transport_lose_the_requests_secrets(logs: list[Any]) -> None:
+    from resilient.http import Transport
+    from resilient.testing import run
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        cause = OSError(f"socket for {request.url} closed")
+        try:
+            raise cause
+        except OSError as exc:
+            message = f"cannot reach {request.url} with {request.headers['authorization']}"
+            raise httpx.ConnectError(message, request=request) from exc
+
+    transport = Transport(next_transport=httpx.MockTransport(refuse))
+
+    async def main() -> BaseException:
+        async with httpx.AsyncClient(transport=transport) as client:
+            try:
+                await client.get(
+                    "https://api.example.com/v1?api_key=canary-key-0001",
+                    headers={"Authorization": "Bearer canary-token-0002"},
+                )
+            except httpx.ConnectError as exc:
+                return exc
+        raise AssertionError
+
+    error = run(main)
+    texts = [str(error), repr(error), str(error.__cause__), repr(logs)]
+    assert not [t for t in texts if "canary-key-0001" in t or "canary-token-0002" in t]
+    assert "[REDACTED]" in str(error)
+    assert "[REDACTED]" in str(error.__cause__)

@@ -71,6 +71,9 @@ def default_pipeline() -> Pipeline:
     return Pipeline(Timeout(30.0), Retry(), CircuitBreaker(), Timeout(10.0))
 
 
+_MAX_CHAIN = 8
+"""Chained causes of an error scrubbed at most (a cycle or a long chain stops there)."""
+
 class _Exchange:
     """Innermost step: one attempt of the HTTP exchange, in the attempt's own context.
 
@@ -279,13 +282,19 @@ class Transport(httpx.AsyncBaseTransport):
         transport = self._next
         if transport is None:
             transport = self._next_for(request)
-        response = await transport.handle_async_request(request)
+        try:
+            response = await transport.handle_async_request(request)
+        except Exception as exc:
+            self._scrub(exc, request)
+            raise
         try:
             if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
                 await response.aread()
-        except BaseException:
+        except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+            if isinstance(exc, Exception):
+                self._scrub(exc, request)
             raise
         attempt = ctx.attempt
         delays = list(ctx.attributes.get("resilient.delays", ())) if attempt > 1 else []
@@ -295,6 +304,27 @@ class Transport(httpx.AsyncBaseTransport):
             "idempotency_key": ctx.idempotency_key,
         }
         return response
+
+    def _scrub(self, exc: BaseException, request: Any) -> None:
+        """Take the request's secrets out of an error from the layers below, in place.
+
+        A transport's error may quote the URL or a header; everything that reports
+        the error after this (our logs, the attempt's span, the caller) then sees
+        it redacted. The causes it chains are scrubbed too.
+        """
+        scrub = self.redaction.scrubber(request.headers, request.url)
+        if not scrub:
+            return
+        seen: set[int] = set()
+        error: BaseException | None = exc
+        while error is not None and id(error) not in seen and len(seen) < _MAX_CHAIN:
+            seen.add(id(error))
+            args = error.args
+            if any(isinstance(arg, str) for arg in args):
+                cleaned = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in args)
+                if cleaned != args:
+                    error.args = cleaned
+            error = error.__cause__ or error.__context__
 
     def _span_attributes(self, request: Any, ctx: Context) -> dict[str, Any]:
         url = request.url
