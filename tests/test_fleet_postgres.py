@@ -290,29 +290,17 @@ async def test_three_relays_drain_10000_messages_and_redeliver_a_killed_relays_l
         assert [a.relay == victim.pid for a in arrivals[key]] == [True, False], arrivals[key]
 
     # Each of the killed relay's leased messages was redelivered by a survivor, not
-    # before its lease ran out, and within one poll (+ slack) of the moment a survivor
-    # could claim it: when its lease ran out (at most `lease` after the kill) or, if
-    # later, when the survivors had claimed every message that came due before that.
-    # Claims take the earliest due first, and a claim sets a message's next attempt to
-    # its lease's end: a dead relay's messages queue behind the backlog due before
-    # their lease ran out. (The last of those is claimed before it arrives, so the
-    # last arrival of a message not leased to the victim bounds that moment.) So
-    # "within lease + one poll of the kill", as issue 6 puts it, holds only when the
-    # survivors have no such backlog; the figures printed below say whether it held.
-    backlog_claimed = max(
-        (got[0].at for key, got in arrivals.items() if key not in leased),
-        default=killed_at,
-    )
-    delays, late = [], []
+    # before its lease ran out, and within one poll (+ slack for the machine) of that:
+    # a message whose lease ran out keeps its place at the front of the queue, so
+    # "within lease + one poll of the kill" holds whatever backlog the survivors have.
+    delays = []
     for key, until in leased.items():
         again = [a for a in arrivals[key] if a.relay != victim.pid]
         assert len(again) == 1, (key, arrivals[key])
         assert again[0].at >= until - tolerance, (key, until, again[0])
-        claimable = max(until, backlog_claimed)
-        assert again[0].at <= claimable + poll + slack, (key, until, backlog_claimed, again[0])
+        assert again[0].at <= until + poll + slack, (key, until, again[0])
         assert until <= killed_at + lease
         delays.append(again[0].at - killed_at)
-        late.append(again[0].at - claimable)
 
     # Nothing lost, nothing dead, each message removed once.
     assert stats.pending == 0
@@ -324,9 +312,7 @@ async def test_three_relays_drain_10000_messages_and_redeliver_a_killed_relays_l
         f"batch {batch}); enqueue {committed - started:.1f} s; SIGKILL of pid {victim.pid} at "
         f"{delivered_at_kill} delivered, holding {len(leased)} leases; redelivered "
         f"{min(delays):.2f}-{max(delays):.2f} s after the kill (bound lease + poll = "
-        f"{lease + poll:.1f} s: {'held' if max(delays) <= lease + poll else 'missed'}; backlog "
-        f"claimed {backlog_claimed - killed_at:.2f} s after the kill; at most {max(late):.2f} s "
-        f"after claimable); {len(receiver.seen)} requests, "
+        f"{lease + poll:.1f} s, + {slack} s slack asserted); {len(receiver.seen)} requests, "
         f"{len(receiver.seen) - messages} duplicates on {len(duplicated)} keys; per relay "
         f"{dict(receiver.per_relay)}; drain {drained - committed:.1f} s"
     )

@@ -300,6 +300,17 @@ async def test_giving_up_the_lease_ends_the_holders_rights(store: Store) -> None
 # Complete
 
 
+async def test_a_message_whose_lease_ran_out_goes_before_later_ones(store: Store) -> None:
+    # Its relay died holding it: it must not wait behind the backlog that came due since.
+    await store.enqueue([new(f"m{n}", due=T0 + n) for n in range(5)])
+    (dead,) = await claim(store, limit=1)  # m0, then its holder dies
+    assert dead.id == "m0"
+    later = T0 + LEASE + 10
+    batch = await claim(store, now=later, limit=2)
+    assert ids(batch) == ["m0", "m1"]
+    assert batch[0].attempts == 2
+
+
 async def test_complete_and_claim_completes_first_then_claims_the_next_head(store: Store) -> None:
     await store.enqueue([new("a1", key="a"), new("a2", key="a"), new("b1")])
     first = await claim(store, limit=1)  # a1, the oldest

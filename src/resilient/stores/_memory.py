@@ -90,8 +90,10 @@ class MemoryStore:
 
     def _claimable(self, row: _Row, now: float) -> bool:
         key = row.message.ordering_key
-        return row.next_attempt_at <= now and (
-            key is None or self._queues[key][0] == row.message.id
+        return (
+            row.next_attempt_at <= now
+            and (row.lease_token is None or row.lease_until <= now)
+            and (key is None or self._queues[key][0] == row.message.id)
         )
 
     async def claim(
@@ -111,7 +113,9 @@ class MemoryStore:
             row.attempts += 1
             row.lease_token = token
             # Due again when the lease runs out, so a crashed holder's messages return.
-            row.lease_until = row.next_attempt_at = until
+            # The due time stays: a message whose lease runs out (its holder died)
+            # keeps its place at the front of the queue.
+            row.lease_until = until
             claimed.append(self._stored(row))
         return claimed
 
@@ -224,7 +228,7 @@ class MemoryStore:
         """Counts of what the store holds."""
         rows = self._rows.values()
         leased = sum(1 for row in rows if row.lease_token is not None and row.lease_until > now)
-        waiting = [row.next_attempt_at for row in self._heads() if row.next_attempt_at > now]
+        waiting = [at for at in map(_claimable_at, self._heads()) if at > now]
         return OutboxStats(
             pending=len(self._rows),
             due=sum(1 for row in rows if self._claimable(row, now)),
@@ -237,7 +241,7 @@ class MemoryStore:
 
     async def next_due(self) -> float | None:
         """The earliest time any pending message becomes claimable."""
-        return min((row.next_attempt_at for row in self._heads()), default=None)
+        return min(map(_claimable_at, self._heads()), default=None)
 
     def _heads(self) -> Iterator[_Row]:
         # Only these can become claimable by time alone: a message behind the head
@@ -324,3 +328,10 @@ def _record(row: _Row, failure: Failure) -> None:
     row.last_failure_at = failure.at
     row.last_status = failure.status
     row.last_error = failure.error
+
+
+def _claimable_at(row: _Row) -> float:
+    """When *row* may next be claimed: when it is due and its lease (if any) has run out."""
+    if row.lease_token is None:
+        return row.next_attempt_at
+    return max(row.next_attempt_at, row.lease_until)

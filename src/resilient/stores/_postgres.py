@@ -85,6 +85,9 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
 
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
+_CLAIMABLE_AT: Final = "GREATEST(o.next_attempt_at, COALESCE(o.lease_until, 0))"
+"""When a message may next be claimed: when it is due, and its lease (if any) has run out."""
+
 _HEAD: Final = (
     "(o.ordering_key IS NULL OR o.seq = (SELECT min(p.seq) FROM {s}.resilient_outbox AS p "
     "WHERE p.ordering_key = o.ordering_key))"
@@ -158,11 +161,12 @@ class PostgresStore:
         self._ready = False
         self._claim_sql = self._sql(
             "WITH due AS (SELECT seq, next_attempt_at AS due_at FROM {s}.resilient_outbox AS o "
-            f"WHERE next_attempt_at <= %(now)s AND {_HEAD} "
+            "WHERE next_attempt_at <= %(now)s AND (lease_until IS NULL OR lease_until <= %(now)s) "
+            f"AND {_HEAD} "
             "ORDER BY next_attempt_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
             "UPDATE {s}.resilient_outbox AS t SET attempts = t.attempts + 1, "
-            "lease_owner = %(owner)s, lease_token = %(token)s, lease_until = %(until)s, "
-            "next_attempt_at = %(until)s FROM due WHERE t.seq = due.seq "
+            "lease_owner = %(owner)s, lease_token = %(token)s, lease_until = %(until)s "
+            "FROM due WHERE t.seq = due.seq "
             f"RETURNING {_RETURNING}, due.due_at"
         )
 
@@ -464,14 +468,14 @@ class PostgresStore:
             "SELECT "
             "(SELECT count(*) FROM {s}.resilient_outbox), "
             "(SELECT count(*) FROM {s}.resilient_outbox AS o WHERE next_attempt_at <= %(now)s "
-            f" AND {_HEAD}), "
+            f" AND (lease_until IS NULL OR lease_until <= %(now)s) AND {_HEAD}), "
             "(SELECT count(*) FROM {s}.resilient_outbox WHERE lease_token IS NOT NULL "
             " AND lease_until > %(now)s), "
             "(SELECT count(*) FROM {s}.resilient_dead_letters), "
             "(SELECT value FROM {s}.resilient_meta WHERE key = 'delivered'), "
             "(SELECT min(created_at) FROM {s}.resilient_outbox), "
-            "(SELECT min(next_attempt_at) FROM {s}.resilient_outbox AS o "
-            f" WHERE next_attempt_at > %(now)s AND {_HEAD})"
+            f"(SELECT min({_CLAIMABLE_AT}) FROM {{s}}.resilient_outbox AS o "
+            f" WHERE {_CLAIMABLE_AT} > %(now)s AND {_HEAD})"
         )
 
         async def work(conn: Any) -> OutboxStats:
@@ -496,7 +500,7 @@ class PostgresStore:
         async def work(conn: Any) -> float | None:
             cursor = await conn.execute(
                 self._sql(
-                    f"SELECT min(next_attempt_at) FROM {{s}}.resilient_outbox AS o WHERE {_HEAD}"
+                    f"SELECT min({_CLAIMABLE_AT}) FROM {{s}}.resilient_outbox AS o WHERE {_HEAD}"
                 )
             )
             (value,) = await cursor.fetchone()

@@ -36,8 +36,8 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore", "SchemaVersionError"]
 T = TypeVar("T")
 
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    # 1: the outbox. `next_attempt_at` is also the lease's end while a message is
-    # leased, so one index finds both due messages and expired leases.
+    # 1: the outbox. A claim leaves `next_attempt_at` alone: a message whose lease
+    # ran out (its relay died) keeps its place at the front of the queue.
     (
         """CREATE TABLE resilient_outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -91,7 +91,7 @@ _CLAIM: Final = """
     SELECT seq, id, data, destination, idempotency_key, ordering_key, created_at, attempts,
            first_failure_at, last_failure_at, last_status, last_error
     FROM resilient_outbox AS o
-    WHERE next_attempt_at <= ?
+    WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
       AND (ordering_key IS NULL
            OR seq = (SELECT MIN(seq) FROM resilient_outbox WHERE ordering_key = o.ordering_key))
     ORDER BY next_attempt_at, seq
@@ -100,6 +100,9 @@ _CLAIM: Final = """
 
 # Messages that time alone can make claimable: those without an ordering key, and
 # the oldest of each key (the others wait for it, whatever their own times say).
+_CLAIMABLE_AT: Final = "max(next_attempt_at, COALESCE(lease_until, 0))"
+"""When a message may next be claimed: when it is due, and its lease (if any) has run out."""
+
 _HEAD: Final = (
     "(ordering_key IS NULL OR seq = (SELECT MIN(seq) FROM resilient_outbox "
     "WHERE ordering_key = o.ordering_key))"
@@ -401,8 +404,9 @@ class SQLiteStore:
             ).fetchone()
             (due,) = conn.execute(
                 f"SELECT COUNT(*) FROM resilient_outbox AS o "  # noqa: S608 -- fixed text
-                f"WHERE next_attempt_at <= ? AND {_HEAD}",
-                (now,),
+                f"WHERE next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?) "
+                f"AND {_HEAD}",
+                (now, now),
             ).fetchone()
             (leased,) = conn.execute(
                 "SELECT COUNT(*) FROM resilient_outbox "
@@ -410,8 +414,8 @@ class SQLiteStore:
                 (now,),
             ).fetchone()
             (waiting,) = conn.execute(
-                f"SELECT MIN(next_attempt_at) FROM resilient_outbox AS o "  # noqa: S608 -- fixed text
-                f"WHERE next_attempt_at > ? AND {_HEAD}",
+                f"SELECT MIN({_CLAIMABLE_AT}) FROM resilient_outbox AS o "  # noqa: S608 -- fixed text
+                f"WHERE {_CLAIMABLE_AT} > ? AND {_HEAD}",
                 (now,),
             ).fetchone()
             (dead,) = conn.execute("SELECT COUNT(*) FROM resilient_dead_letters").fetchone()
@@ -432,7 +436,7 @@ class SQLiteStore:
 
     async def next_due(self) -> float | None:
         """The earliest time any pending message becomes claimable."""
-        query = f"SELECT MIN(next_attempt_at) FROM resilient_outbox AS o WHERE {_HEAD}"  # noqa: S608 -- fixed text
+        query = f"SELECT MIN({_CLAIMABLE_AT}) FROM resilient_outbox AS o WHERE {_HEAD}"  # noqa: S608 -- fixed text
         return await self._run(
             lambda conn: _real(conn.execute(query).fetchone()[0]),
             write=False,
@@ -528,15 +532,15 @@ class SQLiteStore:
 def _claim(
     owner: str, limit: int, lease: float, now: float, conn: sqlite3.Connection
 ) -> list[StoredMessage]:
-    rows = conn.execute(_CLAIM, (now, limit)).fetchall()
+    rows = conn.execute(_CLAIM, (now, now, limit)).fetchall()
     if not rows:
         return []
     token = secrets.token_hex(8)
     until = now + lease
     conn.executemany(
         "UPDATE resilient_outbox SET attempts = attempts + 1, lease_owner = ?, "
-        "lease_token = ?, lease_until = ?, next_attempt_at = ? WHERE seq = ?",
-        [(owner, token, until, until, row[0]) for row in rows],
+        "lease_token = ?, lease_until = ? WHERE seq = ?",
+        [(owner, token, until, row[0]) for row in rows],
     )
     return [_claimed(row, token, until) for row in rows]
 
