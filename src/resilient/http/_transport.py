@@ -74,6 +74,7 @@ def default_pipeline() -> Pipeline:
 _MAX_CHAIN = 8
 """Chained causes of an error scrubbed at most (a cycle or a long chain stops there)."""
 
+
 class _Exchange:
     """Innermost step: one attempt of the HTTP exchange, in the attempt's own context.
 
