@@ -174,7 +174,9 @@ class Pipeline:
             What the call returned, or the last result `Retry` accepted.
 
         Raises:
-            Whatever the call raised and no policy handled, or a `RejectedError`.
+            Exception: Whatever the call raised and no policy handled.
+            RejectedError: A policy refused the call (an open circuit, a full
+                bulkhead, a rate limit, a deadline).
 
         """
         return self._start(fn, args, kwargs)  # type: ignore[return-value]

@@ -349,7 +349,7 @@ class Relay:
             destination=message.destination,
             attempt=message.attempts,
             status=failure.status,
-            error=failure.error,
+            failure=failure.error,
         )
         delay = options.backoff.delay(max(1, message.attempts))
         if verdict.wait is not None:
@@ -381,7 +381,7 @@ class Relay:
         except Exception as exc:  # noqa: BLE001 -- the lease runs out and the message returns
             self.statistics.store_errors += 1
             log.error(  # noqa: TRY400 -- the store's traceback tells an operator nothing
-                "outbox.store_error", operation="record", store_error=_error_text(exc)
+                "outbox.store_error", operation="record", error=_error_text(exc)
             )
         finally:
             self._progressed()
