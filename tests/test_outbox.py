@@ -778,3 +778,52 @@ async def test_relay_run_delivers_until_cancelled(store: rs.stores.Store) -> Non
         await outbox.relay().run()
     assert len(receiver.requests) == 1
     assert (await outbox.stats()).pending == 0
+
+
+class SlowEmptyClaims(MemoryStore):
+    """A store whose empty claims take a moment: a wake-up can arrive during one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claiming: anyio.Event | None = None
+
+    async def claim(self, owner: str, *, limit: int, lease: float, now: float) -> Any:
+        batch = await super().claim(owner, limit=limit, lease=lease, now=now)
+        if self.claiming is not None and not batch:
+            self.claiming.set()
+            await sleep(0.01)
+        return batch
+
+
+async def test_a_wake_up_during_a_claim_is_not_lost() -> None:
+    receiver = Receiver()
+    store = SlowEmptyClaims()
+    options = rs.DeliveryOptions(poll_interval=30.0)
+    outbox = rs.Outbox(store, client=receiver.client(), options=options)
+    async with outbox.relay(workers=1) as relay:
+        await sleep(1.0)
+        store.claiming = anyio.Event()
+        relay.wake()
+        await store.claiming.wait()  # the worker is inside a claim that will find nothing
+        sent_at = wall()
+        await outbox.send(post())  # wakes the relay while it claims
+        assert await relay.drain(timeout=60)
+    assert receiver.times[0] - sent_at < 1.0  # not the 30 s poll
+
+
+async def test_outbox_wake_after_a_transactional_send(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    receiver = Receiver()
+    options = rs.DeliveryOptions(poll_interval=30.0)
+    outbox = rs.Outbox(SQLiteStore(path), client=receiver.client(), options=options)
+    await outbox.store.open()
+    async with outbox.relay(workers=1) as relay:
+        await sleep(1.0)  # idle, polling every 30 s
+        app = sqlite3.connect(path)
+        await outbox.send(post(), connection=app)
+        app.commit()
+        app.close()
+        committed_at = wall()
+        outbox.wake()
+        assert await relay.drain(timeout=60)
+    assert receiver.times[0] - committed_at < 1.0

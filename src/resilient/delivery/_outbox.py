@@ -241,7 +241,7 @@ class Outbox:
         )
         if connection is None:
             await self.store.enqueue([record])
-            self._wake()
+            self.wake()
         else:
             within = getattr(self.store, "enqueue_within", None)
             if within is None:
@@ -266,6 +266,12 @@ class Outbox:
         """What the store holds now: pending, due, leased, dead letters, delivered."""
         return await self.store.stats(now=wall())
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Make this process's running relays claim now.
+
+        `send` does it itself; a `send(..., connection=...)` cannot (the message
+        exists only once the caller commits), so call this after the commit for
+        immediate delivery rather than at the relays' next poll.
+        """
         for relay in self._relays:
             relay.wake()

@@ -240,6 +240,9 @@ class Relay:
         done: list[StoredMessage] = []
         try:
             while not self._stopping:
+                # A wake-up during the claim sets this event: the idle wait below
+                # must see it, not the fresh one wake() put in its place.
+                wakeup = self._wakeup
                 try:
                     if done:
                         completed, batch = await store.complete_and_claim(
@@ -259,7 +262,7 @@ class Relay:
                     await self._idle(options.poll_interval)
                     continue
                 if not batch:
-                    await self._idle(await self._until_due())
+                    await self._idle(await self._until_due(), wakeup)
                     continue
                 stats.claimed += len(batch)
                 done = await self._deliver_batch(batch)
@@ -284,8 +287,9 @@ class Relay:
         # leased); poll rather than spin.
         return poll if wait <= 0 else min(poll, wait)
 
-    async def _idle(self, seconds: float) -> None:
-        event = self._wakeup
+    async def _idle(self, seconds: float, event: anyio.Event | None = None) -> None:
+        if event is None:
+            event = self._wakeup
         if event is None or self._stopping:
             return
         with anyio.move_on_after(seconds):
