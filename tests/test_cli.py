@@ -2,48 +2,61 @@
 
 from __future__ import annotations
 
-import io
+import json
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
+from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import CliRunner
 
-from resilient.cli import main
-from resilient.cli._demo import demo
-from resilient.testing import run
+from resilient.cli import cli, main
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
-def test_demo_prints_every_attempt_and_a_consistent_summary() -> None:
-    """The demo's report agrees with the attempts it printed (run in virtual time)."""
-    out = io.StringIO()
-    report = run(lambda: demo(out, seed=7, calls=15))
-    text = out.getvalue()
-    assert text.startswith("pipeline: Pipeline(Timeout(5) > Retry(")
-    assert report.calls == 15
-    assert report.succeeded + report.failed == report.calls
-    assert text.count("    attempt ") == report.attempts
-    assert text.count("retrying in") == report.retries
-    assert report.attempts == report.calls + report.retries
-    assert text.count("timed out after") == report.timeouts
-    assert "-- the service is down --" in text
-    assert "reason: budget" in text  # the outage drains the budget
-    summary = re.search(r"(\d+) calls: (\d+) succeeded, (\d+) failed; (\d+) attempts", text)
+def test_demo_runs_end_to_end_and_prints_a_runnable_dead_letter_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo in short mode, as text: progress lines, the report, a command that works.
+
+    Without --db the store is made in a temporary directory and kept, so the
+    command printed at the end lists the run's dead letters.
+    """
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp makes the store
+    result = CliRunner().invoke(cli, ["demo", "--short", "--seed", "3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    # Progress: a line per phase and per breaker transition (no terminal here).
+    for phase in ("healthy", "5xx burst", "throttled", "outage", "recovered"):
+        assert f": {phase} (" in text
+    assert "breaker partner: closed -> open" in text
+    assert "breaker catalog" not in text
+    # The report, its numbers consistent with one another.
+    summary = re.search(r"calls +(\d+): (\d+) succeeded, (\d+) failed", text)
     assert summary is not None
-    assert tuple(map(int, summary.groups())) == (
-        report.calls,
-        report.succeeded,
-        report.failed,
-        report.attempts,
-    )
-
-
-def test_demo_is_reproducible_from_its_seed() -> None:
-    first, second = io.StringIO(), io.StringIO()
-    run(lambda: demo(first, seed=3, calls=9))
-    run(lambda: demo(second, seed=3, calls=9))
-    strip = re.compile(r"retrying in [0-9.]+ s")  # jitter is not seeded
-    assert strip.sub("", first.getvalue()) == strip.sub("", second.getvalue())
+    calls, succeeded, failed = map(int, summary.groups())
+    assert calls == 200
+    assert succeeded + failed == calls
+    lost = re.search(r"PASS  nothing lost: (\d+) enqueued == (\d+) delivered \+ (\d+) dead", text)
+    assert lost is not None
+    enqueued, delivered, dead = map(int, lost.groups())
+    assert enqueued == delivered + dead
+    assert "FAIL" not in text
+    assert "catalog       closed throughout" in text
+    # The dead-letter command, run as printed.
+    command = re.search(r"^Dead letters: (resilient dlq list .+)$", text, re.MULTILINE)
+    assert command is not None
+    argv = shlex.split(command.group(1))
+    assert argv[:4] == ["resilient", "dlq", "list", "--store"]
+    assert argv[4].startswith(f"sqlite:///{tmp_path}/resilient-demo-")
+    listed = CliRunner().invoke(cli, [*argv[1:], "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0
+    assert len(json.loads(listed.stdout)["letters"]) == dead
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:

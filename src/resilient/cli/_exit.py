@@ -33,7 +33,7 @@ STORE_ERROR: Final = 4
 EXIT_CODES_HELP: Final = """\b
 Exit codes:
   0  success
-  1  failure: aborted at a prompt, a drain that timed out
+  1  failure: aborted at a prompt, a timed-out drain, a failed demo check
   2  usage error: a bad option or argument, no store given
   3  not found: no dead letter has that id
   4  store error: the store cannot be opened or read"""
