@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._clock import hold
 from ..policies._validate import check_count, check_seconds
 from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
+from ._rows import claimed, dead
 from ._sqlite import SchemaVersionError
 
 if TYPE_CHECKING:
@@ -348,7 +349,7 @@ class PostgresStore:
         cursor = await conn.execute(self._claim_sql, params)
         # RETURNING has no order: put back the claim's (oldest due first).
         rows = sorted(await cursor.fetchall(), key=lambda row: (row[-1], row[0]))
-        return [_claimed(row, token, until) for row in rows]
+        return [claimed(row, token, until, counted=True) for row in rows]
 
     async def _complete(self, conn: Any, messages: Sequence[StoredMessage]) -> int:
         cursor = await conn.execute(
@@ -541,7 +542,7 @@ class PostgresStore:
     async def _letters(self, query: str, params: Any) -> list[DeadLetter]:
         async def work(conn: Any) -> list[DeadLetter]:
             cursor = await conn.execute(query, params)
-            return [_dead(row) for row in await cursor.fetchall()]
+            return [dead(row) for row in await cursor.fetchall()]
 
         result: list[DeadLetter] = await self._run(work)
         return result
@@ -739,40 +740,3 @@ def _where(where: DeadLetterFilter) -> tuple[str, list[Any]]:
         clauses.append("dead_at < %s")
         params.append(where.until)
     return " AND ".join(clauses), params
-
-
-def _claimed(row: Any, token: str, until: float) -> StoredMessage:
-    return StoredMessage(
-        id=row[1],
-        data=row[2],
-        destination=row[3],
-        idempotency_key=row[4],
-        ordering_key=row[5],
-        created_at=float(row[6]),
-        attempts=int(row[7]),
-        lease_token=token,
-        lease_until=until,
-        first_failure_at=row[8],
-        last_failure_at=row[9],
-        last_status=row[10],
-        last_error=row[11],
-    )
-
-
-def _dead(row: Any) -> DeadLetter:
-    return DeadLetter(
-        seq=int(row[0]),
-        id=row[1],
-        data=row[2],
-        destination=row[3],
-        idempotency_key=row[4],
-        ordering_key=row[5],
-        created_at=float(row[6]),
-        reason=row[7],
-        attempts=int(row[8]),
-        dead_at=float(row[9]),
-        first_failure_at=row[10],
-        last_failure_at=row[11],
-        last_status=row[12],
-        last_error=row[13],
-    )

@@ -27,6 +27,7 @@ import anyio.to_thread
 from .._clock import hold
 from ..policies._validate import check_seconds
 from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
+from ._rows import as_int, as_real, claimed, dead
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -274,7 +275,7 @@ class SQLiteStore:
             rows = await run("SELECT value FROM resilient_meta WHERE key = 'schema_version'", ())
         except Exception:  # noqa: BLE001 -- no resilient_meta table, whatever the driver says
             rows = []
-        version = _int(rows[0][0], 0) if rows else 0
+        version = as_int(rows[0][0], 0) if rows else 0
         if version != SCHEMA_VERSION:
             msg = (
                 f"SQLiteStore.enqueue_within: {self.path!r} has outbox schema version {version}, "
@@ -427,9 +428,9 @@ class SQLiteStore:
                 due=int(due),
                 leased=int(leased),
                 dead_letters=int(dead),
-                delivered=_int(delivered, 0),
-                oldest_created_at=_real(oldest),
-                next_attempt_at=_real(waiting),
+                delivered=as_int(delivered, 0),
+                oldest_created_at=as_real(oldest),
+                next_attempt_at=as_real(waiting),
             )
 
         return await self._run(work, write=False)
@@ -438,7 +439,7 @@ class SQLiteStore:
         """The earliest time any pending message becomes claimable."""
         query = f"SELECT MIN({_CLAIMABLE_AT}) FROM resilient_outbox AS o WHERE {_HEAD}"  # noqa: S608 -- fixed text
         return await self._run(
-            lambda conn: _real(conn.execute(query).fetchone()[0]),
+            lambda conn: as_real(conn.execute(query).fetchone()[0]),
             write=False,
         )
 
@@ -458,7 +459,7 @@ class SQLiteStore:
         )
         params.append(limit)
         return await self._run(
-            lambda conn: [_dead(row) for row in conn.execute(query, params)], write=False
+            lambda conn: [dead(row) for row in conn.execute(query, params)], write=False
         )
 
     async def dead_letter(self, message_id: str) -> DeadLetter | None:
@@ -467,7 +468,7 @@ class SQLiteStore:
 
         def work(conn: sqlite3.Connection) -> DeadLetter | None:
             row = conn.execute(query, (message_id,)).fetchone()
-            return None if row is None else _dead(row)
+            return None if row is None else dead(row)
 
         return await self._run(work, write=False)
 
@@ -542,7 +543,7 @@ def _claim(
         "lease_token = ?, lease_until = ? WHERE seq = ?",
         [(owner, token, until, row[0]) for row in rows],
     )
-    return [_claimed(row, token, until) for row in rows]
+    return [claimed(row, token, until, counted=False) for row in rows]
 
 
 def _complete(messages: Sequence[StoredMessage], conn: sqlite3.Connection) -> int:
@@ -616,7 +617,7 @@ def _caller(connection: Any) -> Callable[[str, tuple[Any, ...]], Awaitable[list[
 
 def _version(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM resilient_meta WHERE key = 'schema_version'").fetchone()
-    return 0 if row is None else _int(row[0], 0)
+    return 0 if row is None else as_int(row[0], 0)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -680,70 +681,6 @@ def _where(where: DeadLetterFilter) -> tuple[str, list[Any]]:
         clauses.append("dead_at < ?")
         params.append(where.until)
     return " AND ".join(clauses), params
-
-
-# Column values are read defensively: SQLite does not enforce types, and a row
-# someone edited by hand must reach the relay (which dead-letters it) rather
-# than stop every claim with a conversion error.
-
-
-def _real(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _status(value: Any) -> int | None:
-    return None if value is None else _int(value, 0) or None
-
-
-def _claimed(row: Any, token: str, until: float) -> StoredMessage:
-    return StoredMessage(
-        id=_str(row[1]),
-        data=_str(row[2]),
-        destination=_str(row[3]),
-        idempotency_key=_str(row[4]),
-        ordering_key=row[5] if isinstance(row[5], str) else None,
-        created_at=_real(row[6]) or 0.0,
-        attempts=_int(row[7], 0) + 1,
-        lease_token=token,
-        lease_until=until,
-        first_failure_at=_real(row[8]),
-        last_failure_at=_real(row[9]),
-        last_status=_status(row[10]),
-        last_error=row[11] if isinstance(row[11], str) else None,
-    )
-
-
-def _dead(row: Any) -> DeadLetter:
-    return DeadLetter(
-        seq=int(row[0]),
-        id=_str(row[1]),
-        data=_str(row[2]),
-        destination=_str(row[3]),
-        idempotency_key=_str(row[4]),
-        ordering_key=row[5] if isinstance(row[5], str) else None,
-        created_at=_real(row[6]) or 0.0,
-        reason=_str(row[7]),
-        attempts=_int(row[8], 0),
-        dead_at=_real(row[9]) or 0.0,
-        first_failure_at=_real(row[10]),
-        last_failure_at=_real(row[11]),
-        last_status=_status(row[12]),
-        last_error=row[13] if isinstance(row[13], str) else None,
-    )
 
 
 def _same_file(a: str, b: str) -> bool:

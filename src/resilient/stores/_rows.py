@@ -1,0 +1,76 @@
+"""Rows of the outbox and dead-letter tables read back as records, for the SQL stores.
+
+Both SQL stores select the same columns in the same order. Values are read
+defensively: SQLite does not enforce types, and a row someone edited by hand
+must reach the relay (which dead-letters it) rather than stop every claim with
+a conversion error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._records import DeadLetter, StoredMessage
+
+__all__ = ["as_int", "as_real", "claimed", "dead"]
+
+
+def as_real(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _status(value: Any) -> int | None:
+    return None if value is None else as_int(value, 0) or None
+
+
+def claimed(row: Any, token: str, until: float, *, counted: bool) -> StoredMessage:
+    """A claimed row; *counted*: its attempts already include this claim (read after the update)."""
+    return StoredMessage(
+        id=_str(row[1]),
+        data=_str(row[2]),
+        destination=_str(row[3]),
+        idempotency_key=_str(row[4]),
+        ordering_key=row[5] if isinstance(row[5], str) else None,
+        created_at=as_real(row[6]) or 0.0,
+        attempts=as_int(row[7], 0) + (0 if counted else 1),
+        lease_token=token,
+        lease_until=until,
+        first_failure_at=as_real(row[8]),
+        last_failure_at=as_real(row[9]),
+        last_status=_status(row[10]),
+        last_error=row[11] if isinstance(row[11], str) else None,
+    )
+
+
+def dead(row: Any) -> DeadLetter:
+    """A dead-letter row."""
+    return DeadLetter(
+        seq=int(row[0]),
+        id=_str(row[1]),
+        data=_str(row[2]),
+        destination=_str(row[3]),
+        idempotency_key=_str(row[4]),
+        ordering_key=row[5] if isinstance(row[5], str) else None,
+        created_at=as_real(row[6]) or 0.0,
+        reason=_str(row[7]),
+        attempts=as_int(row[8], 0),
+        dead_at=as_real(row[9]) or 0.0,
+        first_failure_at=as_real(row[10]),
+        last_failure_at=as_real(row[11]),
+        last_status=_status(row[12]),
+        last_error=row[13] if isinstance(row[13], str) else None,
+    )
