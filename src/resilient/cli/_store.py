@@ -53,7 +53,7 @@ def store_option(fn: F) -> F:
     )(fn)
 
 
-def resolve_store(url: str | None) -> Store:
+def resolve_store(url: str | None, *, must_exist: bool = True) -> Store:
     """The store *url* names, checked before anything touches it.
 
     Raises:
@@ -71,7 +71,7 @@ def resolve_store(url: str | None) -> Store:
         # The message quotes the URL, which may carry a database password.
         text = str(exc).replace(url, Redaction().redact_url(url))
         raise click.BadParameter(text, param_hint="'--store'") from None
-    if isinstance(store, SQLiteStore) and not Path(store.path).is_file():
+    if must_exist and isinstance(store, SQLiteStore) and not Path(store.path).is_file():
         msg = f"cannot open store {url}: no such file {store.path!r}"
         raise StoreError(msg)
     return store

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import click
 
 from ..http._redact import Redaction
-from ..stores import SQLiteStore, open_store
+from ..stores import SQLiteStore
 from ._exit import EXIT_CODES_HELP
 from ._output import print_json
-from ._store import run_with_store, store_option
+from ._store import resolve_store, run_with_store, store_option
 
 if TYPE_CHECKING:
     from ..stores import Store
@@ -33,14 +33,7 @@ def init_command(*, store_url: str | None, as_json: bool) -> None:
     Safe to run again, and from several hosts at once: migrations are versioned,
     applied in order, and each runs once.
     """
-    if not store_url:
-        msg = "no store given: pass --store URL (such as sqlite:///app.db) or set RESILIENT_STORE"
-        raise click.UsageError(msg)
-    try:
-        target = open_store(store_url)
-    except ValueError as exc:
-        text = str(exc).replace(store_url, Redaction().redact_url(store_url))
-        raise click.BadParameter(text, param_hint="'--store'") from None
+    target = resolve_store(store_url, must_exist=False)  # init is what creates a file
     created = isinstance(target, SQLiteStore) and not Path(target.path).is_file()
 
     async def init(opened: Store) -> int | None:
@@ -49,7 +42,7 @@ def init_command(*, store_url: str | None, as_json: bool) -> None:
         return None if version is None else int(await version())
 
     version = run_with_store(target, init)
-    where = Redaction().redact_url(store_url)
+    where = Redaction().redact_url(store_url or "")
     if as_json:
         print_json({"store": where, "schema_version": version, "created": created})
         return
