@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiobreaker
+import aiolimiter
 import aioresilience
 import anyio
+import circuitbreaker
 import hyx.bulkhead
 import hyx.circuitbreaker
 import hyx.retry
@@ -54,6 +56,7 @@ import resilient as rs
 from overhead import (
     BARE,
     Contender,
+    _fail_next,
     _loadavg,
     _print_table,
     _summary,
@@ -79,6 +82,10 @@ PURGATORY = "purgatory @AsyncCircuitBreakerFactory()(name)"
 AIOBREAKER = "aiobreaker @CircuitBreaker()"
 AIORES_BREAKER = "aioresilience with_circuit_breaker"
 PYRES_BREAKER = "pyresilience @resilient(circuit_breaker=...)"
+CIRCUITBREAKER = "circuitbreaker @CircuitBreaker(failure_threshold=5)"
+
+RS_LIMITER = "resilient RateLimiter(1e9, burst=1000)"
+AIOLIMITER = "aiolimiter `async with AsyncLimiter(1e9, 1)`"
 
 SEMAPHORE = "asyncio.Semaphore(64)"
 RS_BULKHEAD = "resilient Bulkhead(limit=64)"
@@ -96,6 +103,8 @@ AIORES_STACK = "aioresilience: timeout>retry>breaker>bulkhead>timeout"
 HAND_STACK = "hand-built: fail_after>tenacity>pybreaker>limiter>fail_after"
 
 PEER_STACKS = (HYX_STACK, HYX_STACK_CM, PYRES_STACK, PYRES_STACK_NESTED, AIORES_STACK)
+FAIL_ONCE = "stacks_fail_once"
+"""The full stacks again, on the fail-once path: attempt 1 raises, attempt 2 returns."""
 """The peers' own full stacks; the hand-built stack is not one of them."""
 
 FASTEST_PEER_STACK = "fastest peer full stack"
@@ -114,10 +123,17 @@ TARGETS: tuple[tuple[str, str, str, float], ...] = (
 OTHER_RATIOS: tuple[tuple[str, str, str], ...] = (
     ("breakers", RS_BREAKER_CONSECUTIVE, HYX_BREAKER),
     ("breakers", RS_BREAKER, PYRES_BREAKER),
+    ("breakers", RS_BREAKER, CIRCUITBREAKER),
+    ("breakers", RS_BREAKER, AIOBREAKER),
+    ("breakers", RS_BREAKER, PURGATORY),
+    ("limiters", RS_LIMITER, AIOLIMITER),
     ("breakers", RS_BREAKER_TIME, RS_BREAKER),
     ("bulkheads", RS_BULKHEAD, HYX_BULKHEAD),
     ("bulkheads", RS_BULKHEAD, ANYIO_LIMITER),
     *(("stacks", RS_STACK, name) for name in PEER_STACKS),
+    (FAIL_ONCE, RS_STACK, FASTEST_PEER_STACK),
+    (FAIL_ONCE, RS_STACK, HAND_STACK),
+    *((FAIL_ONCE, RS_STACK, name) for name in PEER_STACKS),
 )
 
 PEERS = (
@@ -126,6 +142,8 @@ PEERS = (
     "pybreaker",
     "purgatory",
     "aiobreaker",
+    "circuitbreaker",
+    "aiolimiter",
     "pyresilience",
     "aioresilience",
     "tenacity",
@@ -162,6 +180,17 @@ CONFIG_NOTES: dict[str, tuple[str, ...]] = {
             "sliding_window_size=100, failure_rate_threshold=0.5, minimum_calls=20)), "
             "its sliding-window mode, the closest to resilient's CountWindow"
         ),
+        (
+            "circuitbreaker: @CircuitBreaker(failure_threshold=5) (its decorator wraps "
+            "coroutine functions since 2.0)"
+        ),
+    ),
+    "limiters": (
+        (
+            "resilient: Pipeline(RateLimiter(1e9, burst=1000)), a rate no batch reaches, so "
+            "every call is admitted at once (GCRA: a comparison and an addition)"
+        ),
+        "aiolimiter: `async with AsyncLimiter(max_rate=1e9, time_period=1): ...`",
     ),
     "bulkheads": (
         "asyncio.Semaphore(64): `async with sem: return await work()`, the reference",
@@ -211,6 +240,23 @@ CONFIG_NOTES: dict[str, tuple[str, ...]] = {
         (
             "fastest peer full stack: in each round, the fastest of the peers' stacks above "
             "(not the hand-built one) in that round"
+        ),
+    ),
+    "stacks, fail-once path": (
+        (
+            "attempt 1 raises ConnectionError, attempt 2 returns; the 'bare call' is a "
+            "hand-written try/except that calls again; every retrier waits 0 s"
+        ),
+        (
+            "resilient: Timeout(10) > Retry(backoff=Backoff.constant(0), budget=None) > "
+            "CircuitBreaker(window=CountWindow(100), failure_rate=0.75) > Bulkhead(64) > "
+            "Timeout(2): half of all attempts fail here, which the default budget and a "
+            "50 % breaker exist to stop (see http_transport.py's probe)"
+        ),
+        (
+            "peers: the same stacks as on the success path, pyresilience's sliding window "
+            "at failure_rate_threshold=0.75; the consecutive-failure breakers (5 in a row) "
+            "never trip on this path"
         ),
     ),
     "all": (
@@ -273,13 +319,31 @@ def build_breakers() -> list[Contender]:
         )(work),
     )
     add(PYRES_BREAKER, pyresilience.resilient(circuit_breaker=_pyres_breaker_config())(work))
+    add(
+        CIRCUITBREAKER,
+        circuitbreaker.CircuitBreaker(failure_threshold=5, name="bench-circuitbreaker")(work),
+    )
     return contenders
 
 
-def _pyres_breaker_config() -> pyresilience.CircuitBreakerConfig:
+def _pyres_breaker_config(failure_rate: float = 0.5) -> pyresilience.CircuitBreakerConfig:
     return pyresilience.CircuitBreakerConfig(
-        sliding_window_size=100, failure_rate_threshold=0.5, minimum_calls=20
+        sliding_window_size=100, failure_rate_threshold=failure_rate, minimum_calls=20
     )
+
+
+def build_limiters() -> list[Contender]:
+    limiter = aiolimiter.AsyncLimiter(max_rate=1e9, time_period=1)
+
+    async def aiolimiter_call() -> int:
+        async with limiter:
+            return await work()
+
+    return [
+        Contender(BARE, work),
+        Contender(RS_LIMITER, rs.Pipeline(rs.RateLimiter(1e9, burst=1000))(work)),
+        Contender(AIOLIMITER, aiolimiter_call),
+    ]
 
 
 def build_bulkheads() -> list[Contender]:
@@ -319,21 +383,37 @@ def build_bulkheads() -> list[Contender]:
     return contenders
 
 
-def build_stacks() -> list[Contender]:
-    contenders = [Contender(BARE, work)]
+async def flaky() -> int:
+    """Fails when ``overhead._fail_next`` is set (the fail-once batch sets it per call)."""
+    if _fail_next[0]:
+        _fail_next[0] = False
+        raise ConnectionError("first attempt fails")
+    return 1
+
+
+def build_stacks(*, fail_once: bool = False) -> list[Contender]:
+    fn = flaky if fail_once else work
+
+    async def hand_written() -> int:
+        try:
+            return await fn()
+        except ConnectionError:
+            return await fn()
+
+    contenders = [Contender(BARE, hand_written if fail_once else work)]
 
     def add(name: str, call: Callable[[], Awaitable[int]]) -> None:
         contenders.append(Contender(name, call))
 
+    if fail_once:
+        retry = rs.Retry(backoff=rs.Backoff.constant(0), budget=None)
+        breaker = rs.CircuitBreaker(window=rs.CountWindow(100), failure_rate=0.75)
+    else:
+        retry = rs.Retry()
+        breaker = rs.CircuitBreaker(window=rs.CountWindow(100))
     add(
         RS_STACK,
-        rs.Pipeline(
-            rs.Timeout(10),
-            rs.Retry(),
-            rs.CircuitBreaker(window=rs.CountWindow(100)),
-            rs.Bulkhead(limit=64),
-            rs.Timeout(2),
-        )(work),
+        rs.Pipeline(rs.Timeout(10), retry, breaker, rs.Bulkhead(limit=64), rs.Timeout(2))(fn),
     )
 
     # hyx counts retries, not attempts: attempts=2 is 3 attempts in all.
@@ -346,7 +426,7 @@ def build_stacks() -> list[Contender]:
             hyx_retry()(
                 hyx.circuitbreaker.consecutive_breaker(failure_threshold=5)(
                     hyx.bulkhead.bulkhead(max_concurrency=64, max_capacity=64)(
-                        hyx.timeout.timeout(2)(work)
+                        hyx.timeout.timeout(2)(fn)
                     )
                 )
             )
@@ -355,7 +435,7 @@ def build_stacks() -> list[Contender]:
 
     async def hyx_attempt() -> int:
         async with hyx.timeout.timeout(2):
-            return await work()
+            return await fn()
 
     hyx_inner = hyx_retry()(
         hyx.circuitbreaker.consecutive_breaker(failure_threshold=5)(
@@ -375,13 +455,13 @@ def build_stacks() -> list[Contender]:
             retry=pyresilience.RetryConfig(
                 max_attempts=3, delay=0, jitter=False, retry_on=(ConnectionError,)
             ),
-            circuit_breaker=_pyres_breaker_config(),
+            circuit_breaker=_pyres_breaker_config(0.75 if fail_once else 0.5),
             bulkhead=pyresilience.BulkheadConfig(max_concurrent=64),
         )
 
-    add(PYRES_STACK, pyres_stack()(work))
+    add(PYRES_STACK, pyres_stack()(fn))
     total = pyresilience.TimeoutConfig(seconds=10, per_attempt=False)
-    add(PYRES_STACK_NESTED, pyresilience.resilient(timeout=total)(pyres_stack()(work)))
+    add(PYRES_STACK_NESTED, pyresilience.resilient(timeout=total)(pyres_stack()(fn)))
 
     aio = aioresilience
     aio_retry = aio.RetryPolicy(
@@ -403,7 +483,7 @@ def build_stacks() -> list[Contender]:
                     aio.with_bulkhead(aio_bulkhead)(
                         aio.with_timeout_manager(
                             aio.TimeoutManager(config=aio.TimeoutConfig(timeout=2))
-                        )(work)
+                        )(fn)
                     )
                 )
             )
@@ -422,17 +502,24 @@ def build_stacks() -> list[Contender]:
                 with attempt, breaker.calling():
                     async with limiter:
                         with anyio.fail_after(2):
-                            result = await work()
+                            result = await fn()
         return result
 
     add(HAND_STACK, hand_built)
     return contenders
 
 
-SECTIONS: tuple[tuple[str, str, Callable[[], list[Contender]]], ...] = (
-    ("breakers", "Circuit breakers, closed, success path", build_breakers),
-    ("bulkheads", "Bulkheads, permits free, success path", build_bulkheads),
-    ("stacks", "Full stacks, success path", build_stacks),
+SECTIONS: tuple[tuple[str, str, str, Callable[[], list[Contender]]], ...] = (
+    ("breakers", "Circuit breakers, closed, success path", "success", build_breakers),
+    ("bulkheads", "Bulkheads, permits free, success path", "success", build_bulkheads),
+    ("limiters", "Rate limiters, never limiting, success path", "success", build_limiters),
+    ("stacks", "Full stacks, success path", "success", build_stacks),
+    (
+        FAIL_ONCE,
+        "Full stacks, fail-once path (attempt 1 raises, attempt 2 returns)",
+        "fail_once",
+        lambda: build_stacks(fail_once=True),
+    ),
 )
 
 
@@ -493,7 +580,7 @@ def _other_ratios(section: str, by_name: dict[str, Contender]) -> list[dict[str,
     results = []
     for where, what, ref in OTHER_RATIOS:
         if where == section:
-            ratios = _ratio_list(by_name[what].samples, by_name[ref].samples)
+            ratios = _ratio_list(by_name[what].samples, _reference_samples(by_name, ref))
             results.append(
                 {
                     "section": section,
@@ -520,10 +607,10 @@ def _print_other_ratios(results: list[dict[str, Any]]) -> None:
 
 
 async def _run_section(
-    build: Callable[[], list[Contender]], rounds: int, calls: int, rng: random.Random
+    build: Callable[[], list[Contender]], path: str, rounds: int, calls: int, rng: random.Random
 ) -> list[Contender]:
     contenders = build()  # inside the loop that times them
-    await measure(contenders, "success", rounds, calls, rng)
+    await measure(contenders, path, rounds, calls, rng)
     return contenders
 
 
@@ -556,8 +643,8 @@ def main(argv: list[str] | None = None) -> int:
     sections: dict[str, dict[str, Any]] = {}
     target_results: list[dict[str, Any]] = []
     other_results: list[dict[str, Any]] = []
-    for section, title, build in SECTIONS:
-        contenders = asyncio.run(_run_section(build, args.rounds, args.calls, rng))
+    for section, title, path, build in SECTIONS:
+        contenders = asyncio.run(_run_section(build, path, args.rounds, args.calls, rng))
         summary = _summary(contenders)
         sections[section] = summary
         _print_table(

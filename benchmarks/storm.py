@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 LIBRARIES = ("resilient", "tenacity", "stamina", "backoff", "hyx", "pyresilience", "aioresilience")
 P_VALUES = (0.0, 0.1, 0.5, 0.9, 1.0)
+NO_BUDGET = "resilient, budget=None"
+"""resilient's defaults without the retry budget, for comparison (``simulate`` takes it)."""
 MAX_ATTEMPTS = 64
 """Failure draws per call: more than any library here attempts (stamina: 10)."""
 
@@ -110,6 +112,16 @@ def _resilient(service: _Service) -> Callable[[int], Awaitable[int]]:
     return call
 
 
+def _resilient_no_budget(service: _Service) -> Callable[[int], Awaitable[int]]:
+    """resilient's defaults with the budget turned off: what the budget saves (not a row here)."""
+    pipeline = rs.Pipeline(rs.Retry(on=ConnectionError, budget=None), hooks=[])
+
+    async def call(i: int) -> int:
+        return await pipeline.run(service.attempt, i)
+
+    return call
+
+
 def _tenacity(service: _Service) -> Callable[[int], Awaitable[int]]:
     import tenacity  # noqa: PLC0415 -- peers are optional for importers
 
@@ -163,6 +175,8 @@ _FACTORIES: dict[str, Callable[[_Service], Callable[[int], Awaitable[int]]]] = {
     "hyx": _hyx,
     "pyresilience": _pyresilience,
     "aioresilience": _aioresilience,
+    # Not in LIBRARIES (this script's table); amplification.py shows it beside the rest.
+    NO_BUDGET: _resilient_no_budget,
 }
 
 
@@ -199,7 +213,7 @@ def simulate(library: str, p: float, *, calls: int = 1000, seed: int = 0) -> dic
     ``real_seconds``. Global state it touches (stamina's hooks) is restored.
     """
     if library not in _FACTORIES:
-        msg = f"library must be one of {', '.join(LIBRARIES)}; got {library!r}"
+        msg = f"library must be one of {', '.join(_FACTORIES)}; got {library!r}"
         raise ValueError(msg)
     if not 0.0 <= p <= 1.0:
         msg = f"p must be in [0, 1], got {p!r}"
