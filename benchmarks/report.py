@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import string
 import sys
 import time
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 
 ROOT = HERE.parent
 DOCS_PAGE = ROOT / "docs" / "performance.md"
+DOCS_PLOTS = ROOT / "docs" / "assets" / "performance"
+"""Where the page's plots are copied, so that the docs site shows them."""
 TEMPLATE = HERE / "performance_template.md"
 
 # (part, arguments of a full run, arguments of a quick run)
@@ -478,6 +481,13 @@ def _section(
     return render(part["result"])
 
 
+def _publish_plots(report: dict[str, Any], out: Path) -> None:
+    """Copy the run's plots next to the page, where the docs site picks them up."""
+    DOCS_PLOTS.mkdir(parents=True, exist_ok=True)
+    for name in report["plots"]:
+        shutil.copyfile(out / Path(name).name, DOCS_PLOTS / Path(name).name)
+
+
 def render_page(report: dict[str, Any], parts: dict[str, dict[str, Any]]) -> str:
     m = report["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
@@ -517,6 +527,11 @@ def render_page(report: dict[str, Any], parts: dict[str, dict[str, Any]]) -> str
         "memory": _section(parts, "memory", _memory_md),
         "backends": _section(parts, "backends", _backends_md),
         "plots": ", ".join(f"`{name}`" for name in report["plots"]) or "none",
+        "figures": "\n\n".join(
+            f"![{Path(name).stem}](assets/performance/{Path(name).name})"
+            for name in report["plots"]
+        )
+        or "(no plots in this run)",
         "out": report["out"],
     }
     return string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(fields)
@@ -535,6 +550,7 @@ def rerender(out: Path, *, write_docs: bool) -> int:
         json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8"
     )
     if write_docs:
+        _publish_plots(report, out)
         DOCS_PAGE.write_text(render_page(report, parts), encoding="utf-8")
         print(f"wrote {DOCS_PAGE.relative_to(ROOT)} from {out / 'results.json'}")
     return 0
@@ -610,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     write_docs = (args.docs or not args.quick) and not args.no_docs and only == names
     if write_docs:
+        _publish_plots(report, out)
         DOCS_PAGE.write_text(render_page(report, parts), encoding="utf-8")
         print(f"wrote {DOCS_PAGE.relative_to(ROOT)}")
     print(f"wrote {out / 'results.json'} and {', '.join(plots) or 'no plots'}")
