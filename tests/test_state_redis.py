@@ -281,3 +281,16 @@ async def test_keys_carry_the_namespace_and_expire(fleet: Any) -> None:
         ttl = await state.client.ttl(keys[0])
     assert keys == [f"resilient:{state.namespace}:breaker:{{payments}}:w".encode()]
     assert 0 < ttl <= 86_400
+
+
+async def test_an_idle_process_reports_the_fleets_state_not_its_ask_first_view(
+    fleet: Any,
+) -> None:
+    b = breaker(fleet())
+    downstream = Downstream()
+    downstream.healthy = True
+    assert await call(b, downstream) == "ok"
+    await sleep(5.0)  # idle: the view is no longer trusted, the next call asks first
+    assert b.state() is rs.CircuitState.CLOSED
+    assert b.statistics().state is rs.CircuitState.CLOSED
+    assert await call(b, downstream) == "ok"

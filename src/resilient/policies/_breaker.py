@@ -529,7 +529,7 @@ class CircuitBreaker:
     def state(self, key: Hashable | None = None) -> CircuitState:
         """The state of the circuit for *key* (of the only circuit when not keyed)."""
         circuit = self._circuits.get(key)
-        return self._forced[0] if circuit is None else circuit.state
+        return self._forced[0] if circuit is None else circuit.shown_state()
 
     def statistics(self, key: Hashable | None = None) -> CircuitBreakerStatistics:
         """A snapshot of the circuit for *key* (of the only circuit when not keyed)."""
@@ -541,7 +541,7 @@ class CircuitBreaker:
         at = now()
         calls, failures, slow = circuit.window.totals(at)
         return CircuitBreakerStatistics(
-            state=circuit.state,
+            state=circuit.shown_state(),
             calls=calls,
             failures=failures,
             slow_calls=slow,

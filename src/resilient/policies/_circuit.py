@@ -341,6 +341,10 @@ class Circuit:
         self._probes_started += 1
         return self.epoch
 
+    def shown_state(self) -> CircuitState:
+        """The state to report (`CircuitBreaker.state`): a shared circuit's may differ."""
+        return self.state
+
     async def acquire_shared(self, now: float, hooks: Hooks = ()) -> int:
         """Admit a call by asking the processes it shares state with.
 

@@ -214,6 +214,12 @@ class SharedCircuit(Circuit):
             self.state is CircuitState.HALF_OPEN and self._stale(at)
         )
 
+    def shown_state(self) -> CircuitState:
+        """The fleet's state as last heard, not the "ask first" view of an idle process."""
+        if self.state is CircuitState.OPEN and self.open_until == -math.inf:
+            return self._fleet or CircuitState.CLOSED
+        return self.state
+
     def idle(self, at: float) -> None:
         """No traffic to sync: once the closed view is two intervals old, stop trusting it.
 
