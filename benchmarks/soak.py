@@ -155,6 +155,7 @@ async def soak(minutes: float, phase: float, max_growth_mb: float) -> int:
                 async def sample() -> None:
                     while time.monotonic() < deadline:
                         await asyncio.sleep(5)
+                        server.requests.clear()  # the test server's own record, not ours
                         gc.collect()
                         memory.append(
                             (time.monotonic() - started, tracemalloc.get_traced_memory()[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,16 @@ def default_pipeline() -> Pipeline:
     20 calls), and 10 s for each attempt.
     """
     return Pipeline(Timeout(30.0), Retry(), CircuitBreaker(), Timeout(10.0))
+
+
+def _json_body(request: Any) -> Any:
+    """The request's JSON body, for the scrubber to find secret fields in; None otherwise."""
+    if "json" not in request.headers.get("content-type", "").lower():
+        return None
+    try:
+        return json.loads(request.content)
+    except Exception:  # noqa: BLE001 -- a stream not read, bytes that are not JSON: no fields
+        return None
 
 
 _MAX_CHAIN = 8
@@ -313,7 +324,7 @@ class Transport(httpx.AsyncBaseTransport):
         the error after this (our logs, the attempt's span, the caller) then sees
         it redacted. The causes it chains are scrubbed too.
         """
-        scrub = self.redaction.scrubber(request.headers, request.url)
+        scrub = self.redaction.scrubber(request.headers, request.url, body=_json_body(request))
         if not scrub:
             return
         seen: set[int] = set()

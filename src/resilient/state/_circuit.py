@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from .._clock import hold, now, wall
 from .._exceptions import CircuitOpenError
 from ..policies._circuit import Circuit, CircuitState, CircuitTransition
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from ._redis import RedisState
 
 __all__ = ["SharedCircuit"]
+
+_log = structlog.get_logger("resilient.state")
 
 _STATES = {
     b"closed": CircuitState.CLOSED,
@@ -144,10 +148,13 @@ class SharedCircuit(Circuit):
         wait = settings.half_open_max_wait
         wait = settings.open_for(1) if wait is None else wait
         args = [settings.half_open_calls, wait, self._state.ttl]
-        with hold():
-            reply = await self._state.scripts["BREAKER_PROBE"](
-                keys=self._keys, args=[wall(), *args, *self._openings()]
-            )
+        try:
+            with hold():
+                reply = await self._state.scripts["BREAKER_PROBE"](
+                    keys=self._keys, args=[wall(), *args, *self._openings()]
+                )
+        except Exception as exc:  # noqa: BLE001 -- Redis down must not take the calls down
+            return self._without_redis(at, exc)
         self._apply(reply, now())
         if int(reply[3]) == 1 or self.state is CircuitState.CLOSED:
             return self.epoch
@@ -157,6 +164,27 @@ class SharedCircuit(Circuit):
         # Half-open with every probe slot taken: refuse locally for a sync interval.
         self._refuse_until = at + self._state.sync_interval
         raise CircuitOpenError(None, self._label(), "half_open")
+
+    def _without_redis(self, at: float, exc: Exception) -> int:
+        """Redis cannot be asked: decide on the fleet's state as last heard.
+
+        A shared breaker must not turn a Redis outage into an outage of every
+        call: last heard closed (or never heard), the call is admitted and the
+        view trusted for two more sync intervals; last heard open or half-open,
+        it is refused for one sync interval, after which Redis is asked again.
+        """
+        _log.warning(
+            "state.unreachable", error=f"{type(exc).__name__}: {exc}", breaker=self._label()
+        )
+        heard = self._fleet
+        if heard is None or heard is CircuitState.CLOSED:
+            self.state = CircuitState.CLOSED
+            self._last_sync = at
+            return self.epoch
+        self.rejected += 1
+        self.state = CircuitState.OPEN
+        self.open_until = at + self._state.sync_interval
+        raise CircuitOpenError(self._state.sync_interval, self._label())
 
     def record(self, epoch: int, now: float, *, failure: bool, slow: bool, hooks: Any = ()) -> None:
         """Count a closed call's outcome; report a probe's to Redis."""

@@ -25,7 +25,7 @@ def as_real(value: Any) -> float | None:
 def as_int(value: Any, default: int) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a REAL infinity
         return default
 
 

@@ -1,0 +1,362 @@
+"""Crashes of what the library depends on, with real processes, in real time.
+
+- **Redis killed and restarted under a shared breaker.** The test starts a private
+  ``redis-server`` on a random port (never the shared one), runs two "processes"
+  (two `RedisState` objects with their own clients) calling a real HTTP server
+  through ``Transport(Pipeline(CircuitBreaker(shared=...)))``, kills Redis with
+  SIGKILL mid-traffic and starts it again on the same port (empty: no persistence).
+  Figures: calls refused or failed while Redis was down, the time from the restart
+  to the first successful sync, and the time for failures seen by one process to
+  open the circuit for the other once Redis is back.
+- **The downstream restarted mid-stream.** The HTTP server dies (its connections
+  reset) during a steady stream of outbox deliveries and comes back on the same
+  port after a pause. Figures: messages lost (0), duplicates seen by the receiver
+  (bounded: only messages whose 200 was lost with the dying connection), the time
+  from the restart to a drained outbox.
+
+SIGKILL of the relay itself, at points across the drain, is proven by
+``tests/test_outbox_crash.py`` (SQLite) and ``tests/test_fleet_postgres.py``
+(PostgreSQL); ``docs/reliability.md`` gives their figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+import pytest
+
+import http_server
+import resilient as rs
+from http_server import Behaviour, LocalServer, SeenRequest
+from resilient import http as rsh
+from resilient.delivery import DeliveryOptions, Outbox
+from resilient.stores import SQLiteStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.anyio
+
+real_asyncio = http_server.real_asyncio
+
+SYNC = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the test's own, on a random port, without persistence."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(  # noqa: S603 -- the installed server, our arguments
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return
+            time.sleep(0.01)
+        pytest.fail("the private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs the redis-server binary")
+    pytest.importorskip("redis")
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+async def test_redis_killed_and_restarted_under_a_shared_breaker(
+    private_redis: PrivateRedis, logs: list[dict[str, Any]]
+) -> None:
+    import redis.asyncio
+
+    from resilient.state import RedisState
+
+    namespace = f"crash-{uuid.uuid4().hex[:8]}"
+    states = [RedisState(private_redis.url, namespace=namespace, sync_interval=SYNC) for _ in "ab"]
+    breakers = [
+        rs.CircuitBreaker(
+            name="payments",
+            shared=state,
+            window=rs.TimeWindow(10),
+            min_calls=10,
+            failure_rate=0.5,
+            open_for=5.0,
+        )
+        for state in states
+    ]
+    admin = redis.asyncio.Redis.from_url(private_redis.url)
+    outcomes: list[tuple[float, int, str]] = []  # (time, process, outcome)
+    phase = "before"
+    by_phase: dict[str, Counter[str]] = defaultdict(Counter)
+
+    async with LocalServer() as server:
+        clients = [
+            httpx.AsyncClient(
+                transport=rsh.Transport(rs.Pipeline(breaker, hooks=[])),
+                base_url=server.url,
+                timeout=2.0,
+            )
+            for breaker in breakers
+        ]
+
+        async def traffic(index: int) -> None:
+            while True:
+                try:
+                    response = await clients[index].get("/")
+                    outcome = "ok" if response.status_code < 400 else "failed"
+                except rs.CircuitOpenError:
+                    outcome = "rejected"
+                except Exception as exc:
+                    outcome = type(exc).__name__
+                outcomes.append((time.monotonic(), index, outcome))
+                by_phase[phase][outcome] += 1
+                await anyio.sleep(0.01)
+
+        async def synced_since(at: float) -> float:
+            """Seconds from *at* until the fleet's circuit is in the new Redis."""
+            with anyio.fail_after(5):
+                while True:
+                    # The admin's own connection died with the server: retried.
+                    with contextlib.suppress(redis.exceptions.ConnectionError):
+                        if await admin.keys(f"resilient:{namespace}:*"):
+                            break
+                    await anyio.sleep(0.005)
+            return time.monotonic() - at
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(traffic, 0)
+                tg.start_soon(traffic, 1)
+                await synced_since(time.monotonic())
+                await anyio.sleep(0.5)
+
+                phase = "redis down"
+                private_redis.kill()
+                await anyio.sleep(1.0)
+
+                phase = "restarted"
+                private_redis.start()
+                restarted = time.monotonic()
+                recovery = await synced_since(restarted)
+                await anyio.sleep(0.3)
+
+                # The shared breaker works again: process 0's failures open the
+                # circuit for process 1 too.
+                phase = "downstream failing"
+                server.default = Behaviour(500)
+                failing = time.monotonic()
+                with anyio.fail_after(5):
+                    while not any(  # noqa: ASYNC110 -- polling real I/O
+                        i == 1 and o == "rejected" and t > failing for t, i, o in outcomes
+                    ):
+                        await anyio.sleep(0.005)
+                opened = time.monotonic() - failing
+                tg.cancel_scope.cancel()
+        finally:
+            for client in clients:
+                await client.aclose()
+            for state in states:
+                await state.aclose()
+            await admin.aclose()
+
+    fleet = await _hashes(private_redis.url, namespace)
+    down = by_phase["redis down"]
+    print(  # noqa: T201 -- the figures, shown with -s
+        f"\nredis crash: before {dict(by_phase['before'])}; while down {dict(down)}; "
+        f"after restart {dict(by_phase['restarted'])}; first sync {recovery * 1000:.0f} ms "
+        f"after the restart; circuit open for the other process "
+        f"{opened * 1000:.0f} ms after the downstream began failing"
+    )
+    # Before the crash every call went through.
+    assert set(by_phase["before"]) == {"ok"}
+    # While Redis was down, traffic did not stop, the local views kept admitting
+    # calls, and the failed syncs were logged.
+    assert down["ok"] > 0
+    assert any(event["event"] == "state.sync_failed" for event in logs)
+    # After the restart, the state is back in Redis within a few sync intervals.
+    assert recovery < 1.0
+    # And the fleet's circuit works: opened for both processes, in Redis.
+    assert b"open" in {fields.get(b"state") for fields in fleet.values()}, fleet
+    assert opened < 2.0
+
+
+async def _hashes(url: str, namespace: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every hash of *namespace* in Redis: key -> fields."""
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(url)
+    try:
+        found = {}
+        for key in await client.keys(f"resilient:{namespace}:*"):
+            if await client.type(key) == b"hash":
+                found[key] = await client.hgetall(key)
+        return found
+    finally:
+        await client.aclose()
+
+
+async def test_downstream_restarted_mid_stream_loses_no_message(
+    tmp_path: Path, logs: list[dict[str, Any]]
+) -> None:
+    """The receiver dies (connections reset) mid-drain and comes back 0.5 s later."""
+    messages = 600
+    seen: list[tuple[str | None, float]] = []  # (key, when)
+    delivered: set[str | None] = set()
+
+    def receive(request: SeenRequest) -> Behaviour:
+        key = request.header("idempotency-key")
+        seen.append((key, time.monotonic()))
+        delivered.add(key)
+        return Behaviour(200, delay=0.002)
+
+    store = SQLiteStore(tmp_path / "outbox.db")
+    options = DeliveryOptions(
+        backoff=rs.Backoff.constant(0.05), poll_interval=0.05, lease=5.0, grace=1.0
+    )
+    server = LocalServer(default=receive)
+    await server.start()
+    port = server.port
+    url = f"{server.url}/orders"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        outbox = Outbox(store, client=client, options=options)
+        for i in range(messages):
+            request = httpx.Request(
+                "POST", url, json={"order": i}, headers={"Idempotency-Key": f"order-{i:04d}"}
+            )
+            await outbox.send(request)
+        try:
+            async with outbox.relay(workers=4) as relay:
+                with anyio.fail_after(20):
+                    while len(delivered) < messages // 3:  # noqa: ASYNC110 -- polling real I/O
+                        await anyio.sleep(0.002)
+                # The downstream dies mid-stream: every connection it holds is closed.
+                await server.aclose()
+                died = time.monotonic()
+                delivered_at_death = len(delivered)
+                await anyio.sleep(0.5)
+                server = LocalServer(default=receive)
+                await _restart(server, port)
+                restarted = time.monotonic()
+                assert await relay.drain(timeout=20)
+                drained = time.monotonic()
+            statistics = relay.statistics
+        finally:
+            await server.aclose()
+    stats = await store.stats(now=time.time())
+    await store.close()
+
+    sent = {f"order-{i:04d}" for i in range(messages)}
+    counts = Counter(key for key, _ in seen)
+    duplicates = sum(n - 1 for n in counts.values())
+    # Nothing lost: every message reached the receiver, and the outbox is empty.
+    assert delivered == sent
+    assert stats.pending == 0
+    assert stats.dead_letters == 0
+    assert stats.delivered == messages
+    # The outage made attempts fail and be rescheduled, not lost.
+    assert statistics.rescheduled > 0
+    # Duplicates: only a message whose response died with the server comes again;
+    # at most one per worker in flight at the moment of death.
+    assert duplicates <= 4
+    print(  # noqa: T201 -- the figures, shown with -s
+        f"\ndownstream restart: {messages} messages, died after {delivered_at_death}, down "
+        f"{restarted - died:.2f} s; {statistics.rescheduled} attempts rescheduled; lost 0; "
+        f"duplicates {duplicates}; drained {drained - restarted:.2f} s after the restart"
+    )
+
+
+async def _restart(server: LocalServer, port: int) -> None:
+    """Start *server* on *port* again (the port the relay's messages name)."""
+    import asyncio
+
+    server._closing = asyncio.Event()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            server._server = await asyncio.start_server(server._serve, "127.0.0.1", port)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await anyio.sleep(0.02)
+    server._port = port
+
+
+async def test_an_idle_process_with_redis_down_goes_on_from_the_state_it_last_heard(
+    private_redis: PrivateRedis, logs: list[dict[str, Any]]
+) -> None:
+    # A Redis outage must not become an outage of every call: last heard closed, the
+    # call goes through (and the outage is logged), rather than raising Redis's error.
+    from resilient.state import RedisState
+
+    state = RedisState(private_redis.url, namespace="idle", sync_interval=SYNC)
+    breaker = rs.CircuitBreaker(name="payments", shared=state, window=rs.TimeWindow(10))
+    try:
+        async with LocalServer() as server:
+            transport = rsh.Transport(rs.Pipeline(breaker, hooks=[]))
+            async with httpx.AsyncClient(transport=transport, base_url=server.url) as client:
+                assert (await client.get("/")).status_code == 200
+                private_redis.kill()
+                await anyio.sleep(4 * SYNC)  # idle: the local view is no longer trusted
+                assert (await client.get("/")).status_code == 200
+    finally:
+        await state.aclose()
+    assert [e["event"] for e in logs if e["event"] == "state.unreachable"] == ["state.unreachable"]
