@@ -46,6 +46,8 @@ async def relay(url: str, schema: str, args: argparse.Namespace) -> None:
             running = outbox.relay(workers=args.workers)
             async with running:
                 print(f"relay ready {os.getpid()}", flush=True)  # noqa: T201 -- to the log file
+                if args.announce:  # tell the test, which waits on it rather than polling
+                    await client.post(args.announce)
                 async for _ in signals:
                     break
         await store.close()
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="relay workers (4)")
     parser.add_argument("--batch", type=int, default=32, help="messages per claim (32)")
     parser.add_argument("--poll", type=float, default=0.05, help="poll interval (0.05)")
+    parser.add_argument("--announce", help="a URL to POST to once the relay runs")
     args = parser.parse_args(argv)
     # psycopg's async connections need asyncio (anyio's default backend).
     anyio.run(lambda: relay(args.url, args.schema, args))

@@ -22,6 +22,7 @@ import resilient as rs
 from fault_proxy import Fault, FaultProxy
 from http_server import Behaviour, LocalServer
 from resilient import http as rsh
+from resilient.instrumentation import Hook, RetryDetails
 
 pytestmark = pytest.mark.anyio
 
@@ -53,13 +54,23 @@ def other_tasks(baseline: set[asyncio.Task[object]]) -> set[asyncio.Task[object]
     }
 
 
-async def settle(condition, *, within: float = 1.0) -> bool:
-    """Poll *condition* (real sockets, real time) until it holds or *within* passes."""
-    with anyio.move_on_after(within):
-        while not condition():  # noqa: ASYNC110 -- polling real sockets
-            await anyio.sleep(0.01)
+async def finished(tasks: set[asyncio.Task[object]], *, within: float = 1.0) -> bool:
+    """Wait (on the tasks themselves, not a timer) until *tasks* have all ended."""
+    if not tasks:
         return True
-    return False
+    _, pending = await asyncio.wait(tasks, timeout=within)
+    return not pending
+
+
+class LiftOnRetry(Hook):
+    """Lifts the proxy's fault as soon as a retry is scheduled: during its backoff."""
+
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
+
+    def on_retry(self, details: RetryDetails) -> None:
+        del details
+        self.proxy.fault = Fault.none()
 
 
 async def test_the_proxy_forwards_and_adds_latency(
@@ -94,16 +105,9 @@ async def test_a_reset_is_retried_and_a_switch_back_lets_the_retry_through(
 
     # Reset, then the fault is lifted during the backoff: the retry gets through.
     slow = rs.Retry(attempts=3, backoff=rs.Backoff.constant(0.3), budget=None)
-    transport = rsh.Transport(pipeline(slow))
+    transport = rsh.Transport(rs.Pipeline(slow, hooks=[LiftOnRetry(proxy)]))
     async with httpx.AsyncClient(transport=transport, base_url=proxy.url) as client:
-
-        async def lift() -> None:
-            await anyio.sleep(0.15)
-            proxy.fault = Fault.none()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(lift)
-            response = await client.get("/again")
+        response = await client.get("/again")
     assert response.text == "ok"
     assert response.extensions["resilient"]["attempts"] == 2
     assert [r.path for r in local_server.requests] == ["/again"]
@@ -158,7 +162,8 @@ async def test_every_call_ends_by_its_deadline_and_leaves_nothing_open(
                 tg.start_soon(call)
 
         # With the client still open: no connection is left at the proxy.
-        assert await settle(lambda: proxy.connections_open == 0), proxy.connections_open
+        assert await finished(set(proxy.tasks)), proxy.connections_open
+        assert proxy.connections_open == 0
         leftover = other_tasks(baseline) - proxy.tasks - set(local_server._handlers)
         assert leftover == set()
 
@@ -168,7 +173,8 @@ async def test_every_call_ends_by_its_deadline_and_leaves_nothing_open(
     assert max(elapsed) <= DEADLINE + SLACK, max(elapsed)
     assert proxy.connections_opened >= CALLS  # a connection per call (and more, retried)
     # After the client closed too: no task of the test, the proxy's or the server's left.
-    assert await settle(lambda: not other_tasks(baseline) - set(local_server._handlers))
+    assert await finished(other_tasks(baseline) - set(local_server._handlers))
+    assert other_tasks(baseline) - set(local_server._handlers) == set()
     print(  # noqa: T201 -- the figures, shown with -s
         f"\n{fault.kind}: {CALLS} calls, {proxy.connections_opened} connections, "
         f"ended after {min(elapsed):.3f}-{max(elapsed):.3f} s (deadline {DEADLINE} s)"

@@ -11,6 +11,7 @@ instead of sleeping. They skip when PostgreSQL is down, and fail under CI=true.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import signal
@@ -45,6 +46,7 @@ real_asyncio = http_server.real_asyncio
 RELAY_SCRIPT = Path(__file__).with_name("fleet_relay_process.py")
 KEY_HEADER = "idempotency-key"
 RELAY_HEADER = "x-relay"
+READY_PATH = "/relay-ready"
 
 
 @pytest.fixture
@@ -81,8 +83,15 @@ class Receiver:
     keys_seen: set[str | None] = field(default_factory=set)
     delivered: set[str | None] = field(default_factory=set)
     per_relay: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    ready: set[int] = field(default_factory=set)
+    # Set on every request: the test waits on it instead of polling in real time.
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, request: SeenRequest) -> http_server.Behaviour:
+        self.arrived.set()
+        if request.path == READY_PATH:
+            self.ready.add(int(request.header(RELAY_HEADER) or 0))
+            return http_server.Behaviour(204)
         at = time.time()
         key = request.header(KEY_HEADER)
         first = key not in self.keys_seen
@@ -106,10 +115,19 @@ class RelayProcess:
 
     @classmethod
     def start(
-        cls, schema: str, log: Path, *, lease: float, batch: int, poll: float
+        cls,
+        schema: str,
+        log: Path,
+        *,
+        lease: float,
+        batch: int,
+        poll: float,
+        announce: str | None = None,
     ) -> RelayProcess:
         command = [sys.executable, str(RELAY_SCRIPT), POSTGRES_URL, "--schema", schema]
         command += ["--lease", str(lease), "--batch", str(batch), "--poll", str(poll)]
+        if announce is not None:
+            command += ["--announce", announce]
         with log.open("ab") as out:
             process = subprocess.Popen(  # noqa: S603 -- our own script, with our own interpreter
                 command, stdout=out, stderr=subprocess.STDOUT
@@ -120,17 +138,11 @@ class RelayProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def ready(self) -> bool:
-        return f"relay ready {self.pid}" in self.log.read_text(errors="replace")
-
     async def stop(self, signum: int) -> int:
-        """Send *signum*, wait (polling: the receiver runs in this loop) for the exit status."""
+        """Send *signum* and wait for the exit status (in a thread: the receiver runs here)."""
         if self.process.poll() is None:
             self.process.send_signal(signum)
-        with anyio.fail_after(15):
-            while self.process.poll() is None:  # noqa: ASYNC110 -- a process sets no Event
-                await anyio.sleep(0.005)
-        return self.process.returncode
+        return await anyio.to_thread.run_sync(lambda: self.process.wait(timeout=15))
 
     def kill(self) -> None:
         """Clean-up: SIGKILL the process if it still runs, and reap it."""
@@ -143,23 +155,40 @@ class RelayProcess:
 
 
 async def wait_for(
-    condition: Callable[[], bool], relays: list[RelayProcess], *, within: float, what: str
+    condition: Callable[[], bool],
+    receiver: Receiver,
+    relays: list[RelayProcess],
+    *,
+    within: float,
+    what: str,
 ) -> None:
-    """Poll *condition* until it holds; fail if a relay exits or *within* seconds pass."""
+    """Wait until *condition* holds, checking it whenever a request arrives.
+
+    Fails if a relay exits first or *within* seconds pass.
+    """
     with anyio.move_on_after(within):
         while not condition():
             for relay in relays:
                 if relay.process.poll() is not None:
                     status = relay.process.returncode
                     pytest.fail(f"a relay exited ({status}) before {what}:\n{relay.output()}")
-            await anyio.sleep(0.005)
+            await next_arrival(receiver)
         return
     logs = "\n".join(relay.output() for relay in relays)
     pytest.fail(f"not {what} within {within} s; relay output:\n{logs}")
 
 
-async def wait_drained(store: PostgresStore, relays: list[RelayProcess], *, within: float) -> None:
-    """Poll the store until nothing is pending; fail if a relay exits or time runs out."""
+async def next_arrival(receiver: Receiver) -> None:
+    """Wait for the receiver's next request (bounded: a relay may die without sending one)."""
+    receiver.arrived.clear()
+    with anyio.move_on_after(1.0):
+        await receiver.arrived.wait()
+
+
+async def wait_drained(
+    store: PostgresStore, receiver: Receiver, relays: list[RelayProcess], *, within: float
+) -> None:
+    """Check the store at each delivery until nothing is pending; fail if a relay exits."""
     deadline = time.perf_counter() + within
     while (await store.stats(now=time.time())).pending:
         if time.perf_counter() > deadline:
@@ -168,7 +197,7 @@ async def wait_drained(store: PostgresStore, relays: list[RelayProcess], *, with
         for relay in relays:
             if relay.process.poll() is not None:
                 pytest.fail(f"a relay exited:\n{relay.output()}")
-        await anyio.sleep(0.02)
+        await next_arrival(receiver)
 
 
 def order(url: str, i: int) -> httpx.Request:
@@ -220,9 +249,19 @@ async def test_three_relays_drain_10000_messages_and_redeliver_a_killed_relays_l
         async with LocalServer(default=receiver) as server:
             for n in range(3):
                 log = tmp_path / f"relay-{n}.log"
-                relays.append(RelayProcess.start(schema, log, lease=lease, batch=batch, poll=poll))
+                relays.append(
+                    RelayProcess.start(
+                        schema,
+                        log,
+                        lease=lease,
+                        batch=batch,
+                        poll=poll,
+                        announce=f"{server.url}{READY_PATH}",
+                    )
+                )
             await wait_for(
-                lambda: all(relay.ready() for relay in relays),
+                lambda: receiver.ready >= {relay.pid for relay in relays},
+                receiver,
                 relays,
                 within=30,
                 what="three relays ready",
@@ -236,6 +275,7 @@ async def test_three_relays_drain_10000_messages_and_redeliver_a_killed_relays_l
                     len(receiver.delivered) >= messages * 3 // 10
                     and receiver.per_relay[victim.pid] > 0
                 ),
+                receiver,
                 relays,
                 within=30,
                 what="30 % of the messages delivered",
@@ -244,7 +284,7 @@ async def test_three_relays_drain_10000_messages_and_redeliver_a_killed_relays_l
             killed_at = time.time()
             delivered_at_kill = len(receiver.delivered)
             leased = await leases_of(store, victim.pid)
-            await wait_drained(store, survivors, within=40)
+            await wait_drained(store, receiver, survivors, within=40)
             drained = time.perf_counter()
             # The survivors stop cleanly: every delivery recorded, nothing given back.
             exits = [await relay.stop(signal.SIGTERM) for relay in survivors]
@@ -341,6 +381,7 @@ async def test_crash_test_against_postgres_relay_killed_three_times(
 
                 await wait_for(
                     reached,
+                    receiver,
                     [relay],
                     within=30,
                     what=f"{threshold} messages delivered",
@@ -348,7 +389,7 @@ async def test_crash_test_against_postgres_relay_killed_three_times(
                 status = await relay.stop(signal.SIGKILL)
                 kills.append((len(receiver.delivered), status, await pending(store)))
             relay = RelayProcess.start(schema, log, lease=2.0, batch=32, poll=0.05)
-            await wait_drained(store, [relay], within=60)
+            await wait_drained(store, receiver, [relay], within=60)
             drained = time.perf_counter()
             assert await relay.stop(signal.SIGTERM) == 0, relay.output()
         stats = await store.stats(now=time.time())

@@ -13,6 +13,7 @@ The store is `SQLiteStore`'s default, ``synchronous="FULL"``; it is fast enough.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 import signal
@@ -61,8 +62,11 @@ class Receiver:
     keys_seen: set[str | None] = field(default_factory=set)
     delivered: set[str | None] = field(default_factory=set)
     delay: float = 0.0
+    # Set on every request: the test waits on it instead of polling in real time.
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __call__(self, request: SeenRequest) -> http_server.Behaviour:
+        self.arrived.set()
         key = request.header(KEY_HEADER)
         first = key not in self.keys_seen
         self.keys_seen.add(key)
@@ -93,15 +97,12 @@ class RelayProcess:
     async def stop(self, signum: int) -> int:
         """Send *signum*, wait for the process to end, return its exit status.
 
-        The wait polls: the receiver runs in this event loop, and a relay that
-        stops gracefully needs it to answer the deliveries still in flight.
+        The wait runs in a thread: the receiver runs in this event loop, and a
+        relay that stops gracefully needs it to answer the deliveries in flight.
         """
         if self.process.poll() is None:
             self.process.send_signal(signum)
-        with anyio.fail_after(15):
-            while self.process.poll() is None:  # noqa: ASYNC110 -- a process sets no Event
-                await anyio.sleep(0.005)
-        return self.process.returncode
+        return await anyio.to_thread.run_sync(lambda: self.process.wait(timeout=15))
 
     def kill(self) -> None:
         """Clean-up: SIGKILL the process if it still runs, and reap it."""
@@ -113,16 +114,31 @@ class RelayProcess:
         return self.log.read_text(errors="replace")[-4000:]
 
 
+async def next_arrival(receiver: Receiver) -> None:
+    """Wait for the receiver's next request (bounded: a relay may die without sending one)."""
+    receiver.arrived.clear()
+    with anyio.move_on_after(1.0):
+        await receiver.arrived.wait()
+
+
 async def wait_for(
-    condition: Callable[[], bool], relay: RelayProcess, *, within: float, what: str
+    condition: Callable[[], bool],
+    receiver: Receiver,
+    relay: RelayProcess,
+    *,
+    within: float,
+    what: str,
 ) -> None:
-    """Poll *condition* until it holds; fail if the relay exits or *within* seconds pass."""
+    """Wait until *condition* holds, checking it at each request the receiver gets.
+
+    Fails if the relay exits first or *within* seconds pass.
+    """
     with anyio.move_on_after(within):
         while not condition():
             if relay.process.poll() is not None:
                 status = relay.process.returncode
                 pytest.fail(f"the relay exited ({status}) before {what}:\n{relay.output()}")
-            await anyio.sleep(0.005)
+            await next_arrival(receiver)
         return
     pytest.fail(f"not {what} within {within} s; relay output:\n{relay.output()}")
 
@@ -157,7 +173,7 @@ async def test_relay_killed_three_times_mid_drain_delivers_every_message(
         enqueued = time.perf_counter()
         relay: RelayProcess | None = None
         # Random kill points (the seed is printed, to replay a failure): three points
-        # between 5 % and 90 % delivered, each a random few milliseconds late, so
+        # between 5 % and 90 % delivered, each a random few requests late, so
         # the kills land in claims, deliveries and commits alike.
         seed = random.randrange(2**32)
         rng = random.Random(seed)
@@ -167,11 +183,13 @@ async def test_relay_killed_three_times_mid_drain_delivers_every_message(
                 relay = RelayProcess.start(db, log, lease=2.0)
                 await wait_for(
                     lambda t=threshold: len(receiver.delivered) >= t,
+                    receiver,
                     relay,
                     within=30,
                     what=f"{threshold} messages delivered",
                 )
-                await anyio.sleep(rng.uniform(0.0, 0.05))
+                for _ in range(rng.randrange(20)):  # a random few requests later
+                    await next_arrival(receiver)
                 status = await relay.stop(signal.SIGKILL)
                 kills.append((len(receiver.delivered), status, await pending(store)))
             relay = RelayProcess.start(db, log, lease=2.0)
@@ -181,7 +199,7 @@ async def test_relay_killed_three_times_mid_drain_delivers_every_message(
                     pytest.fail(f"the outbox did not drain in 60 s:\n{relay.output()}")
                 if relay.process.poll() is not None:
                     pytest.fail(f"the last relay exited:\n{relay.output()}")
-                await anyio.sleep(0.02)
+                await next_arrival(receiver)
             drained = time.perf_counter()
             assert await relay.stop(signal.SIGTERM) == 0, relay.output()
         finally:
@@ -240,6 +258,7 @@ async def test_relay_stopped_with_sigterm_gives_claimed_messages_back(tmp_path: 
         try:
             await wait_for(
                 lambda: len(receiver.delivered) >= messages // 4,
+                receiver,
                 relay,
                 within=30,
                 what=f"{messages // 4} messages delivered",
@@ -263,6 +282,7 @@ async def test_relay_stopped_with_sigterm_gives_claimed_messages_back(tmp_path: 
         try:
             await wait_for(
                 lambda: receiver.delivered >= set(sent),
+                receiver,
                 relay,
                 within=30,
                 what="every message delivered",
