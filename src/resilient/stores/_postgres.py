@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._clock import hold
 from ..policies._validate import check_count, check_seconds
 from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
-from ._rows import claimed, dead
+from ._rows import claimed, dead, where_clause
 from ._sqlite import SchemaVersionError
 
 if TYPE_CHECKING:
@@ -528,7 +528,7 @@ class PostgresStore:
         self, where: DeadLetterFilter, *, limit: int, after: int | None = None
     ) -> list[DeadLetter]:
         """Up to *limit* dead letters matching *where*, oldest first, after seq *after*."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "postgres")
         if after is not None:
             clause += " AND seq > %s"
             params.append(after)
@@ -555,7 +555,7 @@ class PostgresStore:
 
     async def count_dead_letters(self, where: DeadLetterFilter) -> int:
         """How many dead letters match *where*."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "postgres")
         query = self._sql(f"SELECT count(*) FROM {{s}}.resilient_dead_letters WHERE {clause}")
 
         async def work(conn: Any) -> int:
@@ -593,7 +593,7 @@ class PostgresStore:
 
     async def purge(self, where: DeadLetterFilter) -> int:
         """Delete the dead letters matching *where*; return how many."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "postgres")
         query = self._sql(f"DELETE FROM {{s}}.resilient_dead_letters WHERE {clause}")
         return await self._rowcount(query, params)
 
@@ -719,24 +719,3 @@ def _connection_kind(connection: Any) -> str | None:
         if module.startswith("asyncpg") and name == "Connection":
             return "asyncpg"
     return None
-
-
-def _where(where: DeadLetterFilter) -> tuple[str, list[Any]]:
-    clauses = ["TRUE"]
-    params: list[Any] = []
-    if where.ids is not None:
-        clauses.append("id = ANY(%s)")
-        params.append(list(where.ids))
-    if where.destination is not None:
-        clauses.append("left(destination, length(%s)) = %s")
-        params.extend((where.destination, where.destination))
-    if where.reason is not None:
-        clauses.append("reason = %s")
-        params.append(where.reason)
-    if where.since is not None:
-        clauses.append("dead_at >= %s")
-        params.append(where.since)
-    if where.until is not None:
-        clauses.append("dead_at < %s")
-        params.append(where.until)
-    return " AND ".join(clauses), params

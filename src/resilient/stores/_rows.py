@@ -1,4 +1,4 @@
-"""Rows of the outbox and dead-letter tables read back as records, for the SQL stores.
+"""What the SQL stores share: dead-letter filters as SQL, rows read back as records.
 
 Both SQL stores select the same columns in the same order. Values are read
 defensively: SQLite does not enforce types, and a row someone edited by hand
@@ -8,11 +8,40 @@ a conversion error.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from ._records import DeadLetter, StoredMessage
+from ._records import DeadLetter, DeadLetterFilter, StoredMessage
 
-__all__ = ["as_int", "as_real", "claimed", "dead"]
+__all__ = ["as_int", "as_real", "claimed", "dead", "where_clause"]
+
+
+def where_clause(
+    where: DeadLetterFilter, dialect: Literal["sqlite", "postgres"]
+) -> tuple[str, list[Any]]:
+    """*where* as a SQL condition on the dead-letter table, with its bound parameters."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    clauses = ["1 = 1"]
+    params: list[Any] = []
+    if where.ids is not None:
+        if dialect == "postgres":
+            clauses.append("id = ANY(%s)")
+            params.append(list(where.ids))
+        else:
+            clauses.append(f"id IN ({', '.join('?' * len(where.ids))})" if where.ids else "0 = 1")
+            params.extend(where.ids)
+    if where.destination is not None:
+        # A prefix by length, not LIKE: a destination's % and _ are not wildcards.
+        clauses.append(f"substr(destination, 1, length({mark})) = {mark}")
+        params.extend((where.destination, where.destination))
+    for column, op, value in (
+        ("reason", "=", where.reason),
+        ("dead_at", ">=", where.since),
+        ("dead_at", "<", where.until),
+    ):
+        if value is not None:
+            clauses.append(f"{column} {op} {mark}")
+            params.append(value)
+    return " AND ".join(clauses), params
 
 
 def as_real(value: Any) -> float | None:

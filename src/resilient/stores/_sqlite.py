@@ -27,7 +27,7 @@ import anyio.to_thread
 from .._clock import hold
 from ..policies._validate import check_seconds
 from ._records import DeadLetter, DeadLetterFilter, Failure, NewMessage, OutboxStats, StoredMessage
-from ._rows import as_int, as_real, claimed, dead
+from ._rows import as_int, as_real, claimed, dead, where_clause
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -449,7 +449,7 @@ class SQLiteStore:
         self, where: DeadLetterFilter, *, limit: int, after: int | None = None
     ) -> list[DeadLetter]:
         """Up to *limit* dead letters matching *where*, oldest first, after seq *after*."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "sqlite")
         if after is not None:
             clause += " AND seq > ?"
             params.append(after)
@@ -474,7 +474,7 @@ class SQLiteStore:
 
     async def count_dead_letters(self, where: DeadLetterFilter) -> int:
         """How many dead letters match *where*."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "sqlite")
         query = f"SELECT COUNT(*) FROM resilient_dead_letters WHERE {clause}"  # noqa: S608 -- fixed text
         return await self._run(
             lambda conn: int(conn.execute(query, params).fetchone()[0]), write=False
@@ -506,7 +506,7 @@ class SQLiteStore:
 
     async def purge(self, where: DeadLetterFilter) -> int:
         """Delete the dead letters matching *where*; return how many."""
-        clause, params = _where(where)
+        clause, params = where_clause(where, "sqlite")
         query = f"DELETE FROM resilient_dead_letters WHERE {clause}"  # noqa: S608 -- fixed text
         return await self._run(lambda conn: conn.execute(query, params).rowcount)
 
@@ -660,27 +660,6 @@ def _is_current(conn: sqlite3.Connection) -> bool:
         return has_meta is not None and _version(conn) == SCHEMA_VERSION
     finally:
         conn.execute("COMMIT")
-
-
-def _where(where: DeadLetterFilter) -> tuple[str, list[Any]]:
-    clauses = ["1 = 1"]
-    params: list[Any] = []
-    if where.ids is not None:
-        clauses.append(f"id IN ({', '.join('?' * len(where.ids))})" if where.ids else "0 = 1")
-        params.extend(where.ids)
-    if where.destination is not None:
-        clauses.append("substr(destination, 1, length(?)) = ?")
-        params.extend((where.destination, where.destination))
-    if where.reason is not None:
-        clauses.append("reason = ?")
-        params.append(where.reason)
-    if where.since is not None:
-        clauses.append("dead_at >= ?")
-        params.append(where.since)
-    if where.until is not None:
-        clauses.append("dead_at < ?")
-        params.append(where.until)
-    return " AND ".join(clauses), params
 
 
 def _same_file(a: str, b: str) -> bool:
