@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import Phase, settings, strategies as st
+from hypothesis import Phase, given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 import resilient as rs
@@ -247,3 +247,32 @@ CircuitMachine.TestCase.settings = settings(
     max_examples=300, stateful_step_count=50, deadline=None, phases=[Phase.generate, Phase.shrink]
 )
 test_circuit_matches_the_model = CircuitMachine.TestCase
+
+
+_OUTCOMES = st.sampled_from(["success", "success_fast_path", "failure", "slow", "both", "clear"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(size=st.integers(1, 8), steps=st.lists(_OUTCOMES, max_size=60))
+def test_count_ring_matches_the_last_outcomes(size: int, steps: list[str]) -> None:
+    """CountRing's totals and `clean` flag equal those of a list of the last *size* outcomes.
+
+    Successes are counted without writing the ring while there is no failure or slow
+    call in it, so the interesting sequences switch between pure and mixed windows.
+    """
+    ring, log = CountRing(size), []
+    for step in steps:
+        if step == "clear":
+            ring.clear()
+            log.clear()
+            continue
+        failure, slow = step in ("failure", "both"), step in ("slow", "both")
+        if step == "success_fast_path":
+            ring.add_success(0.0)
+        else:
+            ring.add(0.0, failure=failure, slow=slow)
+        log.append((failure, slow))
+        window = log[-size:]
+        expected = (len(window), sum(f for f, _ in window), sum(s for _, s in window))
+        assert ring.totals(0.0) == expected, (step, log)
+        assert ring.clean == (len(window) == size and not any(f or s for f, s in window))

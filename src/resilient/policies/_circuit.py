@@ -93,18 +93,24 @@ class Window(Protocol):
 class CountRing:
     """The last *size* outcomes, in a ring of bytes; O(1) per call."""
 
-    __slots__ = ("_next", "_ring", "calls", "clean", "failures", "slow")
+    __slots__ = ("_next", "_ring", "_size", "calls", "clean", "failures", "slow")
     timed = False
 
     def __init__(self, size: int) -> None:
         self._ring = bytearray(size)  # per slot: 1 recorded | 2 failure | 4 slow
+        self._size = size
         self._next = 0
         self.calls = self.failures = self.slow = 0
         # Full of successes: another one replaces a success anywhere in the ring,
         # so neither the totals nor (in effect) the position change.
         self.clean = False
 
-    def add(self, now: float, *, failure: bool, slow: bool) -> None:  # noqa: ARG002 -- Window
+    def add(self, now: float, *, failure: bool, slow: bool) -> None:
+        if not (failure or slow):
+            self.add_success(now)
+            return
+        if not (self.failures or self.slow):
+            self._materialize()
         ring, i = self._ring, self._next
         old = ring[i]
         if old:
@@ -116,10 +122,19 @@ class CountRing:
         self.failures += failure
         self.slow += slow
         i += 1
-        self._next = 0 if i == len(ring) else i
-        self.clean = self.calls == len(ring) and not (self.failures or self.slow)
+        self._next = 0 if i == self._size else i
+        self.clean = self.calls == self._size and not (self.failures or self.slow)
 
     def add_success(self, now: float) -> None:  # noqa: ARG002 -- Window
+        if not (self.failures or self.slow):
+            # Nothing but successes: the ring need not be written (nor read, which
+            # for many idle keyed circuits is a cache miss); _materialize writes it
+            # out when the first failure comes.
+            calls = self.calls
+            if calls < self._size:
+                self.calls = calls = calls + 1
+                self.clean = calls == self._size
+            return
         ring, i = self._ring, self._next
         old = ring[i]
         if old == 1:  # a success replaces a success: the totals stay
@@ -132,14 +147,23 @@ class CountRing:
                 self.calls += 1
             ring[i] = 1
         i += 1
-        self._next = 0 if i == len(ring) else i
-        self.clean = self.calls == len(ring) and not (self.failures or self.slow)
+        self._next = 0 if i == self._size else i
+        self.clean = self.calls == self._size and not (self.failures or self.slow)
+
+    def _materialize(self) -> None:
+        # While the window held only successes they were counted, not written: a
+        # ring filled from its start (after clear) holds them in [0, calls); a ring
+        # that was full before its last failure left it holds 1 everywhere already.
+        calls = self.calls
+        self._ring[:calls] = b"\x01" * calls
+        if calls < self._size:
+            self._next = calls
 
     def totals(self, now: float) -> tuple[int, int, int]:  # noqa: ARG002 -- Window
         return self.calls, self.failures, self.slow
 
     def clear(self) -> None:
-        self._ring = bytearray(len(self._ring))
+        self._ring = bytearray(self._size)
         self._next = 0
         self.calls = self.failures = self.slow = 0
         self.clean = False
