@@ -300,7 +300,11 @@ class Transport(httpx.AsyncBaseTransport):
             self._scrub(exc, request)
             raise
         try:
-            if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
+            # A body already in memory (a mock's, a cache's) needs no read, nor the
+            # Content-Type check that decides whether to read it here.
+            if not response.is_stream_consumed and (
+                response.status_code >= 400 or not self._streamed(request, response)  # noqa: PLR2004
+            ):
                 await response.aread()
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
