@@ -43,7 +43,7 @@ from resilient.delivery import DeliveryOptions, Outbox
 from resilient.stores import SQLiteStore
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.anyio
@@ -88,19 +88,17 @@ class PrivateRedis:
                 "--dir",
                 str(self.folder),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock,
-            ):
-                sock.sendall(b"PING\r\n")
-                if sock.recv(16).startswith(b"+PONG"):
-                    return
-            time.sleep(0.01)
+        # Its log says when it listens: read up to that line instead of polling the port.
+        stdout = self.process.stdout
+        assert stdout is not None
+        for line in iter(stdout.readline, b""):
+            if b"Ready to accept connections" in line:
+                # Redis ignores SIGPIPE: closing our end only drops its later log lines.
+                stdout.close()
+                return
         pytest.fail("the private redis-server did not start")
 
     def kill(self) -> None:
@@ -143,9 +141,10 @@ async def test_redis_killed_and_restarted_under_a_shared_breaker(
         for state in states
     ]
     admin = redis.asyncio.Redis.from_url(private_redis.url)
-    outcomes: list[tuple[float, int, str]] = []  # (time, process, outcome)
     phase = "before"
     by_phase: dict[str, Counter[str]] = defaultdict(Counter)
+    calls: Counter[tuple[str, int, str]] = Counter()  # (phase, process, outcome)
+    changed = [anyio.Event()]  # set (and replaced) after every call: phases wait on calls
 
     async with LocalServer() as server:
         clients = [
@@ -166,9 +165,24 @@ async def test_redis_killed_and_restarted_under_a_shared_breaker(
                     outcome = "rejected"
                 except Exception as exc:
                     outcome = type(exc).__name__
-                outcomes.append((time.monotonic(), index, outcome))
                 by_phase[phase][outcome] += 1
-                await anyio.sleep(0.01)
+                calls[phase, index, outcome] += 1
+                event, changed[0] = changed[0], anyio.Event()
+                event.set()
+                # A rejected call returns without I/O: let the other tasks run.
+                await anyio.lowlevel.checkpoint()
+
+        def made(n: int) -> bool:
+            """Whether both processes made *n* calls in this phase."""
+            return all(
+                sum(c for (p, i, _), c in calls.items() if (p, i) == (phase, index)) >= n
+                for index in (0, 1)
+            )
+
+        async def until(condition: Callable[[], bool]) -> None:
+            with anyio.fail_after(10):
+                while not condition():
+                    await changed[0].wait()
 
         async def synced_since(at: float) -> float:
             """Seconds from *at* until the fleet's circuit is in the new Redis."""
@@ -178,7 +192,7 @@ async def test_redis_killed_and_restarted_under_a_shared_breaker(
                     with contextlib.suppress(redis.exceptions.ConnectionError):
                         if await admin.keys(f"resilient:{namespace}:*"):
                             break
-                    await anyio.sleep(0.005)
+                    await anyio.lowlevel.checkpoint()
             return time.monotonic() - at
 
         try:
@@ -186,28 +200,27 @@ async def test_redis_killed_and_restarted_under_a_shared_breaker(
                 tg.start_soon(traffic, 0)
                 tg.start_soon(traffic, 1)
                 await synced_since(time.monotonic())
-                await anyio.sleep(0.5)
+                await until(lambda: made(20))
 
                 phase = "redis down"
                 private_redis.kill()
-                await anyio.sleep(1.0)
+                # Calls go on, and each process has tried (and failed) to sync.
+                await until(
+                    lambda: made(40) and sum(e["event"] == "state.sync_failed" for e in logs) >= 2
+                )
 
                 phase = "restarted"
                 private_redis.start()
                 restarted = time.monotonic()
                 recovery = await synced_since(restarted)
-                await anyio.sleep(0.3)
+                await until(lambda: made(20))
 
                 # The shared breaker works again: process 0's failures open the
                 # circuit for process 1 too.
                 phase = "downstream failing"
                 server.default = Behaviour(500)
                 failing = time.monotonic()
-                with anyio.fail_after(5):
-                    while not any(  # noqa: ASYNC110 -- polling real I/O
-                        i == 1 and o == "rejected" and t > failing for t, i, o in outcomes
-                    ):
-                        await anyio.sleep(0.005)
+                await until(lambda: calls[phase, 1, "rejected"] > 0)
                 opened = time.monotonic() - failing
                 tg.cancel_scope.cancel()
         finally:
