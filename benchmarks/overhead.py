@@ -6,7 +6,12 @@ is timed on the same asyncio event loop, in the same process, in one run:
 
 - the success path: the call succeeds at once;
 - the fail-once path: the first attempt raises ``ConnectionError`` and the second
-  returns. Every library is configured to wait zero seconds between attempts.
+  returns. Every library is configured to wait zero seconds between attempts;
+- both paths again around an httpx client: the wrapped coroutine is
+  ``await client.get(URL)`` on an ``httpx.MockTransport`` that answers 200 at once
+  (on the fail-once path its handler raises ``ConnectionError`` first). These rows run
+  ``--calls`` / 50 calls per batch (an httpx call costs hundreds of times more) and
+  have no targets: they show what each library adds to a real client's call.
 
 Methodology: ``--rounds`` rounds; in each round every contender runs a batch of
 ``--calls`` sequential calls, the contenders in a freshly shuffled order (so drift in
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import aioresilience
 import backoff
+import httpx
 import hyx.retry
 import pyresilience
 import stamina
@@ -88,6 +94,35 @@ async def flaky() -> int:
         _fail_next[0] = False
         raise ConnectionError("first attempt fails")
     return 1
+
+
+HTTPX_URL = "https://api.example/items/1"
+HTTPX_CALLS_DIVISOR = 50
+"""The httpx paths run ``--calls`` / 50 calls per batch: each call costs far more."""
+
+
+def httpx_work(*, fail: list[bool] | None = None) -> Callable[[], Awaitable[int]]:
+    """``await client.get(URL)`` on an ``httpx.MockTransport`` answering 200; 1 on a 200.
+
+    With *fail* (``_fail_next``, which the fail-once batch sets before each call), the
+    handler raises ``ConnectionError`` once when it is set, as ``flaky`` does.
+    """
+    item = {"id": 1, "name": "item"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        del request
+        if fail is not None and fail[0]:
+            fail[0] = False
+            raise ConnectionError("first attempt fails")
+        return httpx.Response(200, json=item)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+    async def call() -> int:
+        response = await client.get(HTTPX_URL)
+        return 1 if response.status_code == 200 else 0
+
+    return call
 
 
 # --- the contenders ---------------------------------------------------------
@@ -510,24 +545,39 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     paths: dict[str, dict[str, Any]] = {}
     target_results: list[dict[str, Any]] = []
-    for path, fn, title in (
-        ("success", work, "Success path (ns per call; x bare = per-round ratio to the bare call)"),
+    httpx_calls = max(1, args.calls // HTTPX_CALLS_DIVISOR)
+    for path, fn, calls, title in (
+        (
+            "success",
+            work,
+            args.calls,
+            "Success path (ns per call; x bare = per-round ratio to the bare call)",
+        ),
         (
             "fail_once",
             flaky,
+            args.calls,
             "Fail-once path (attempt 1 raises ConnectionError, attempt 2 returns)",
         ),
+        ("success_httpx", httpx_work(), httpx_calls, "Success path, around an httpx client"),
+        (
+            "fail_once_httpx",
+            httpx_work(fail=_fail_next),
+            httpx_calls,
+            "Fail-once path, around an httpx client (the mock raises ConnectionError once)",
+        ),
     ):
-        contenders = build(fn, path)
-        asyncio.run(measure(contenders, path, args.rounds, args.calls, rng))
+        kind = path.removesuffix("_httpx")
+        contenders = build(fn, kind)
+        asyncio.run(measure(contenders, kind, args.rounds, calls, rng))
         summary = _summary(contenders)
         paths[path] = summary
-        _print_table(title, contenders, summary, args.calls)
+        _print_table(title, contenders, summary, calls)
         by_name = {c.name: c for c in contenders}
         if path == "success":
             target_results = _targets(by_name, path)
             _print_targets(target_results)
-        else:
+        elif path == "fail_once":
             _print_fail_once_ratios(by_name)
 
     info["loadavg_end"] = _loadavg()

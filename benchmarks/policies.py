@@ -15,6 +15,12 @@ same process, in one run. Three sections, each with its own bare call:
   Timeout(2))`` next to each peer's closest stack and a hand-built stack of
   anyio, tenacity and pybreaker.
 
+Every section runs again around an httpx client: the wrapped coroutine is then
+``await client.get(URL)`` on an ``httpx.MockTransport`` answering 200 at once (for the
+fail-once stacks its handler raises ``ConnectionError`` once), with ``--calls`` / 50
+calls per batch. Those sections have no targets: they show what each library adds to a
+real client's call.
+
 Method, the same as ``overhead.py`` (whose timing code this script reuses): in each
 of ``--rounds`` rounds every contender of a section runs a batch of ``--calls``
 sequential calls, in a freshly shuffled order; a contender's figure is the median
@@ -55,12 +61,14 @@ import resilient as rs
 # its contender record, timing loop and machine report are reused as they are.
 from overhead import (
     BARE,
+    HTTPX_CALLS_DIVISOR,
     Contender,
     _fail_next,
     _loadavg,
     _print_table,
     _summary,
     _version,
+    httpx_work,
     judge,
     machine_info,
     measure,
@@ -286,42 +294,42 @@ async def work() -> int:
 # --- the contenders ---------------------------------------------------------
 
 
-def build_breakers() -> list[Contender]:
-    contenders = [Contender(BARE, work)]
+def build_breakers(fn: Callable[[], Awaitable[int]] = work) -> list[Contender]:
+    contenders = [Contender(BARE, fn)]
 
     def add(name: str, call: Callable[[], Awaitable[int]]) -> None:
         contenders.append(Contender(name, call))
 
     count_breaker = rs.CircuitBreaker(window=rs.CountWindow(100), failure_rate=0.5, min_calls=20)
-    add(RS_BREAKER, rs.Pipeline(count_breaker)(work))
-    add(RS_BREAKER_TIME, rs.Pipeline(rs.CircuitBreaker())(work))
+    add(RS_BREAKER, rs.Pipeline(count_breaker)(fn))
+    add(RS_BREAKER_TIME, rs.Pipeline(rs.CircuitBreaker())(fn))
     add(
         RS_BREAKER_CONSECUTIVE,
-        rs.Pipeline(rs.CircuitBreaker(window=rs.ConsecutiveFailures(5)))(work),
+        rs.Pipeline(rs.CircuitBreaker(window=rs.ConsecutiveFailures(5)))(fn),
     )
-    add(HYX_BREAKER, hyx.circuitbreaker.consecutive_breaker(failure_threshold=5)(work))
+    add(HYX_BREAKER, hyx.circuitbreaker.consecutive_breaker(failure_threshold=5)(fn))
 
     breaker = pybreaker.CircuitBreaker(fail_max=5)
 
     async def pybreaker_call() -> int:
         with breaker.calling():
-            return await work()
+            return await fn()
 
     add(PYBREAKER, pybreaker_call)
-    add(PURGATORY, purgatory.AsyncCircuitBreakerFactory(default_threshold=5)("bench")(work))
-    add(AIOBREAKER, aiobreaker.CircuitBreaker(fail_max=5)(work))
+    add(PURGATORY, purgatory.AsyncCircuitBreakerFactory(default_threshold=5)("bench")(fn))
+    add(AIOBREAKER, aiobreaker.CircuitBreaker(fail_max=5)(fn))
     add(
         AIORES_BREAKER,
         aioresilience.with_circuit_breaker(
             aioresilience.CircuitBreaker(
                 name="bench-breaker", config=aioresilience.CircuitConfig(failure_threshold=5)
             )
-        )(work),
+        )(fn),
     )
-    add(PYRES_BREAKER, pyresilience.resilient(circuit_breaker=_pyres_breaker_config())(work))
+    add(PYRES_BREAKER, pyresilience.resilient(circuit_breaker=_pyres_breaker_config())(fn))
     add(
         CIRCUITBREAKER,
-        circuitbreaker.CircuitBreaker(failure_threshold=5, name="bench-circuitbreaker")(work),
+        circuitbreaker.CircuitBreaker(failure_threshold=5, name="bench-circuitbreaker")(fn),
     )
     return contenders
 
@@ -332,22 +340,22 @@ def _pyres_breaker_config(failure_rate: float = 0.5) -> pyresilience.CircuitBrea
     )
 
 
-def build_limiters() -> list[Contender]:
+def build_limiters(fn: Callable[[], Awaitable[int]] = work) -> list[Contender]:
     limiter = aiolimiter.AsyncLimiter(max_rate=1e9, time_period=1)
 
     async def aiolimiter_call() -> int:
         async with limiter:
-            return await work()
+            return await fn()
 
     return [
-        Contender(BARE, work),
-        Contender(RS_LIMITER, rs.Pipeline(rs.RateLimiter(1e9, burst=1000))(work)),
+        Contender(BARE, fn),
+        Contender(RS_LIMITER, rs.Pipeline(rs.RateLimiter(1e9, burst=1000))(fn)),
         Contender(AIOLIMITER, aiolimiter_call),
     ]
 
 
-def build_bulkheads() -> list[Contender]:
-    contenders = [Contender(BARE, work)]
+def build_bulkheads(fn: Callable[[], Awaitable[int]] = work) -> list[Contender]:
+    contenders = [Contender(BARE, fn)]
 
     def add(name: str, call: Callable[[], Awaitable[int]]) -> None:
         contenders.append(Contender(name, call))
@@ -356,29 +364,29 @@ def build_bulkheads() -> list[Contender]:
 
     async def semaphore_call() -> int:
         async with semaphore:
-            return await work()
+            return await fn()
 
     add(SEMAPHORE, semaphore_call)
     limiter = anyio.CapacityLimiter(64)
 
     async def limiter_call() -> int:
         async with limiter:
-            return await work()
+            return await fn()
 
     add(ANYIO_LIMITER, limiter_call)
-    add(RS_BULKHEAD, rs.Pipeline(rs.Bulkhead(limit=64))(work))
-    add(HYX_BULKHEAD, hyx.bulkhead.bulkhead(max_concurrency=64, max_capacity=64)(work))
+    add(RS_BULKHEAD, rs.Pipeline(rs.Bulkhead(limit=64))(fn))
+    add(HYX_BULKHEAD, hyx.bulkhead.bulkhead(max_concurrency=64, max_capacity=64)(fn))
     add(
         AIORES_BULKHEAD,
         aioresilience.with_bulkhead(
             aioresilience.Bulkhead(
                 name="bench-bulkhead", config=aioresilience.BulkheadConfig(max_concurrent=64)
             )
-        )(work),
+        )(fn),
     )
     add(
         PYRES_BULKHEAD,
-        pyresilience.resilient(bulkhead=pyresilience.BulkheadConfig(max_concurrent=64))(work),
+        pyresilience.resilient(bulkhead=pyresilience.BulkheadConfig(max_concurrent=64))(fn),
     )
     return contenders
 
@@ -391,8 +399,11 @@ async def flaky() -> int:
     return 1
 
 
-def build_stacks(*, fail_once: bool = False) -> list[Contender]:
-    fn = flaky if fail_once else work
+def build_stacks(
+    *, fail_once: bool = False, fn: Callable[[], Awaitable[int]] | None = None
+) -> list[Contender]:
+    if fn is None:
+        fn = flaky if fail_once else work
 
     async def hand_written() -> int:
         try:
@@ -400,7 +411,7 @@ def build_stacks(*, fail_once: bool = False) -> list[Contender]:
         except ConnectionError:
             return await fn()
 
-    contenders = [Contender(BARE, hand_written if fail_once else work)]
+    contenders = [Contender(BARE, hand_written if fail_once else fn)]
 
     def add(name: str, call: Callable[[], Awaitable[int]]) -> None:
         contenders.append(Contender(name, call))
@@ -519,6 +530,38 @@ SECTIONS: tuple[tuple[str, str, str, Callable[[], list[Contender]]], ...] = (
         "Full stacks, fail-once path (attempt 1 raises, attempt 2 returns)",
         "fail_once",
         lambda: build_stacks(fail_once=True),
+    ),
+    # The same around an httpx client (MockTransport, 200 at once): information, no
+    # targets; overhead.py's --calls / 50 calls per batch.
+    (
+        "breakers_httpx",
+        "Circuit breakers around an httpx client",
+        "success",
+        lambda: build_breakers(httpx_work()),
+    ),
+    (
+        "bulkheads_httpx",
+        "Bulkheads around an httpx client",
+        "success",
+        lambda: build_bulkheads(httpx_work()),
+    ),
+    (
+        "limiters_httpx",
+        "Rate limiters around an httpx client",
+        "success",
+        lambda: build_limiters(httpx_work()),
+    ),
+    (
+        "stacks_httpx",
+        "Full stacks around an httpx client",
+        "success",
+        lambda: build_stacks(fn=httpx_work()),
+    ),
+    (
+        f"{FAIL_ONCE}_httpx",
+        "Full stacks around an httpx client, fail-once path (the mock raises once)",
+        "fail_once",
+        lambda: build_stacks(fail_once=True, fn=httpx_work(fail=_fail_next)),
     ),
 )
 
@@ -644,14 +687,15 @@ def main(argv: list[str] | None = None) -> int:
     target_results: list[dict[str, Any]] = []
     other_results: list[dict[str, Any]] = []
     for section, title, path, build in SECTIONS:
-        contenders = asyncio.run(_run_section(build, path, args.rounds, args.calls, rng))
+        calls = args.calls // HTTPX_CALLS_DIVISOR if section.endswith("_httpx") else args.calls
+        contenders = asyncio.run(_run_section(build, path, args.rounds, max(1, calls), rng))
         summary = _summary(contenders)
         sections[section] = summary
         _print_table(
             f"{title} (ns per call; x bare = per-round ratio to the bare call)",
             contenders,
             summary,
-            args.calls,
+            calls,
         )
         by_name = {c.name: c for c in contenders}
         target_results += _targets(section, by_name)

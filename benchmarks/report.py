@@ -52,12 +52,15 @@ DOCS_PLOTS = ROOT / "docs" / "assets" / "performance"
 """Where the page's plots are copied, so that the docs site shows them."""
 TEMPLATE = HERE / "performance_template.md"
 
-# (part, arguments of a full run, arguments of a quick run)
+# (part, arguments of a full run, arguments of a quick run). A full run gives some parts
+# fewer rounds than they take alone, so that the whole stays under 15 minutes on a slow
+# day of a 2-core machine (18 minutes with every part's own defaults).
 PARTS: tuple[tuple[str, list[str], list[str]], ...] = (
-    ("overhead", [], ["--rounds", "5", "--calls", "1000"]),
-    ("policies", [], ["--rounds", "5", "--calls", "1000"]),
-    ("http_transport", [], ["--rounds", "5", "--calls", "200"]),
-    ("outbox", [], ["--quick", "--rounds", "2"]),
+    ("overhead", ["--rounds", "11"], ["--rounds", "5", "--calls", "1000"]),
+    ("policies", ["--rounds", "11", "--calls", "3000"], ["--rounds", "5", "--calls", "1000"]),
+    ("http_transport", ["--rounds", "21"], ["--rounds", "5", "--calls", "200"]),
+    ("instructions", [], ["--quick"]),
+    ("outbox", ["--rounds", "5"], ["--quick", "--rounds", "2"]),
     ("amplification", [], ["--quick"]),
     ("fleet", [], ["--quick"]),
     ("jitter", [], ["--quick"]),
@@ -310,7 +313,10 @@ def _vs_bare_tables(summaries: dict[str, dict[str, Any]], titles: dict[str, str]
         for name, v in items:
             note = f" (raised in {v['calls_raised']:,} calls)" if v.get("calls_raised") else ""
             rows.append((f"{name}{note}", _spread_x(v)))
-        out.append(f"**{titles.get(key, key)}**\n\n" + _table(("contender", "x bare call"), rows))
+        title = titles.get(key, key.removesuffix("_httpx").replace("_", " "))
+        if key.endswith("_httpx"):
+            title += ", around an httpx client"
+        out.append(f"**{title}**\n\n" + _table(("contender", "x bare call"), rows))
     return "\n\n".join(out)
 
 
@@ -425,6 +431,23 @@ def _memory_md(doc: dict[str, Any]) -> str:
     return _table(("measurement", "figure"), rows)
 
 
+def _instructions_md(doc: dict[str, Any]) -> str:
+    if "skipped" in doc:
+        return f"Skipped: {doc['skipped']}."
+    rows = [
+        (
+            r["name"],
+            f"{r['instructions_per_call']:,.0f}",
+            f"{r['ratio_vs_bare']:.3f}x",
+            f"{r['added']:+,.0f}",
+            r["what"],
+        )
+        for r in doc["rows"]
+    ]
+    table = _table(("layer", "instructions / call", "x bare", "+ instructions", "what"), rows)
+    return f"{table}\n\n({doc['calls']:,} calls per layer, counted by callgrind.)"
+
+
 def _backends_md(doc: dict[str, Any]) -> str:
     parts = []
     red = doc["redis"]
@@ -494,7 +517,12 @@ def render_page(report: dict[str, Any], parts: dict[str, dict[str, Any]]) -> str
     loads = f"{report['loadavg_start']} at the start, {report['loadavg_end']} at the end"
     rows = report["targets"]
     failed = [r for r in rows if not r["pass"]]
-    paths = {"success": "success path", "fail_once": "fail-once path"}
+    paths = {
+        "success": "success path",
+        "fail_once": "fail-once path",
+        "success_httpx": "success path",
+        "fail_once_httpx": "fail-once path",
+    }
 
     def over(doc: dict[str, Any]) -> str:
         return _vs_bare_tables(doc["paths"], paths)
@@ -520,6 +548,7 @@ def render_page(report: dict[str, Any], parts: dict[str, dict[str, Any]]) -> str
         "overhead": _section(parts, "overhead", over),
         "policies": _section(parts, "policies", pol),
         "http": _section(parts, "http_transport", http),
+        "instructions": _section(parts, "instructions", _instructions_md),
         "outbox": _section(parts, "outbox", _other_ratio_rows),
         "amplification": _section(parts, "amplification", _amplification_md),
         "fleet": _section(parts, "fleet", _fleet_md),

@@ -2,7 +2,8 @@
 
 These are real runs of `benchmarks/jitter.py`, `amplification.py`, `fleet.py` and
 `memory.py` (small, seeded, on a virtual clock where there is waiting), asserting what
-the performance report claims from them; nothing here is timed.
+the performance report claims from them; nothing here is timed. `instructions.py` needs
+valgrind and minutes, so only its calls and its parsing of callgrind's output run here.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def bench() -> Iterator[dict[str, ModuleType]]:
     try:
         yield {
             name: importlib.import_module(name)
-            for name in ("jitter", "amplification", "fleet", "memory", "report")
+            for name in ("jitter", "amplification", "fleet", "memory", "instructions", "report")
         }
     finally:
         sys.path.remove(str(BENCHMARKS))
@@ -105,3 +106,29 @@ def test_report_flattens_targets(bench: dict[str, ModuleType]) -> None:
     rows = report.targets(parts)
     assert [r["part"] for r in rows] == ["jitter"] * 3
     assert all(set(r) >= {"target", "figure", "limit", "pass"} for r in rows)
+
+
+def test_instructions_layers_all_answer_200(bench: dict[str, ModuleType]) -> None:
+    """Every layer the callgrind part counts makes real calls that succeed."""
+    instructions = bench["instructions"]
+    assert len(instructions._clients()) == len(instructions.LAYERS)
+    asyncio.run(instructions._child(3, settle=False))
+
+
+def test_instructions_reads_callgrinds_totals(bench: dict[str, ModuleType], tmp_path: Path) -> None:
+    dump = tmp_path / "callgrind.out.2"
+    dump.write_text("# callgrind format\nevents: Ir\nsummary: 1234\ntotals: 1234\n")
+    assert bench["instructions"]._totals(dump) == 1234
+    rows = [
+        {
+            "name": n,
+            "what": w,
+            "instructions_per_call": 100.0 * (i + 1),
+            "ratio_vs_bare": i + 1.0,
+            "added": 100.0 * i,
+        }
+        for i, (n, w) in enumerate(bench["instructions"].LAYERS)
+    ]
+    page = bench["report"]._instructions_md({"calls": 10, "rows": rows})
+    assert "| Transport() [default pipeline] | 600 | 6.000x | +500 |" in page
+    assert bench["report"]._instructions_md({"skipped": "no valgrind"}) == "Skipped: no valgrind."
