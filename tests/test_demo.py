@@ -14,13 +14,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 import structlog
 from click.testing import CliRunner, Result
 
 from resilient.cli import _demo, cli
-from resilient.cli._demo_server import CATALOG, PARTNER, DemoServer, Schedule
-from resilient.cli._demo_workload import plan
+from resilient.cli._demo_report import build_report
+from resilient.cli._demo_server import CATALOG, PARTNER, DemoServer, Schedule, ServedRequest
+from resilient.cli._demo_workload import Tally, WireCounter, plan
+from resilient.stores import OutboxStats
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -93,14 +96,16 @@ def test_the_users_attempts_are_the_requests_the_server_saw(run: Run) -> None:
     assert http["calls"] == _demo.SHORT_CALLS
     assert http["succeeded"] + http["failed"] == http["calls"]
     # Attempts are counted at the client's socket; each one is a request the server
-    # answered. Calls refused by an open circuit never left the client: not attempts.
-    assert http["attempts"] == http["server_seen"] == len(users)
-    assert http["attempts_unsent"] == 0
+    # answered, and so is an attempt cut by a timeout mid-write, or not.
+    # Calls refused by an open circuit never left the client: not attempts.
+    cut = http["attempts_cut_mid_write"]
+    assert http["server_seen"] == len(users)
+    assert http["attempts"] <= len(users) <= http["attempts"] + cut
     assert http["amplification"] == round(http["attempts"] / http["calls"], 3)
     seen = Counter(r.origin for r in users)
     for origin in (PARTNER, CATALOG):
-        assert http["origins"][origin]["attempts"] == seen[origin]
         assert http["origins"][origin]["server_seen"] == seen[origin]
+    assert sum(http["origins"][o]["attempts"] for o in (PARTNER, CATALOG)) == http["attempts"]
     failures = http["failures"]
     assert sum(failures.values()) == http["failed"]
     assert failures.get("circuit open", 0) == http["origins"][PARTNER]["rejected_by_breaker"]
@@ -109,7 +114,9 @@ def test_the_users_attempts_are_the_requests_the_server_saw(run: Run) -> None:
 def test_the_outbox_numbers_are_what_the_server_saw(run: Run) -> None:
     outbox = run.report["outbox"]
     deliveries = [r for r in run.server.requests if r.source == "outbox"]
-    assert outbox["delivery_attempts"] == outbox["server_seen"] == len(deliveries)
+    cut = outbox["delivery_attempts_cut_mid_write"]
+    assert outbox["server_seen"] == len(deliveries)
+    assert outbox["delivery_attempts"] <= len(deliveries) <= outbox["delivery_attempts"] + cut
     accepted = {r.idempotency_key for r in deliveries if r.status < 300}
     assert outbox["delivered"] == len(accepted)
     # Every message to the retired /v1 endpoint is a dead letter, and only those.
@@ -229,3 +236,76 @@ def test_the_workload_is_reproducible_from_its_seed() -> None:
     assert all(c.at < schedule.total for c in first.calls)
     # POSTs carry an idempotency key, so the pipeline may retry them.
     assert all(c.idempotency_key for c in first.calls if c.method == "POST")
+
+
+class _Wire(httpx.AsyncBaseTransport):
+    """Emits httpcore's write events up to *reached*, then fails as a timeout would."""
+
+    def __init__(self, reached: tuple[str, ...]) -> None:
+        self.reached = reached
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        trace = request.extensions["trace"]
+        for event in self.reached:
+            await trace(event, {})
+        raise httpx.WriteTimeout("cut", request=request)
+
+
+@pytest.mark.parametrize(
+    ("reached", "counted"),
+    [
+        ((), "unsent"),
+        (("http11.send_request_headers.started",), "cut"),
+        (
+            (
+                "http11.send_request_headers.started",
+                "http11.send_request_headers.complete",
+                "http11.send_request_body.started",
+            ),
+            "cut",
+        ),
+        (("http11.send_request_headers.started", "http11.send_request_body.complete"), "sent"),
+    ],
+)
+@pytest.mark.anyio
+async def test_an_attempt_counts_as_sent_cut_or_unsent_by_how_far_it_was_written(
+    reached: tuple[str, ...], counted: str
+) -> None:
+    tally = Tally()
+    wire = WireCounter(_Wire(reached), tally, {80: PARTNER})
+    with pytest.raises(httpx.WriteTimeout):
+        await wire.handle_async_request(httpx.Request("GET", "http://127.0.0.1/v2/orders/1"))
+    partner = tally.origins[PARTNER]
+    assert (partner.attempts, partner.cut, partner.unsent) == (
+        counted == "sent",
+        counted == "cut",
+        counted == "unsent",
+    )
+
+
+@pytest.mark.parametrize(("seen", "passed"), [(4, False), (5, True), (7, True), (8, False)])
+def test_the_server_may_have_seen_attempts_cut_mid_write_but_no_more(
+    seen: int, passed: bool
+) -> None:
+    tally = Tally()
+    tally.origins[PARTNER].attempts, tally.origins[PARTNER].cut = 5, 2
+    requests = [ServedRequest(0.0, PARTNER, "GET", "/v2/orders/1", None, 200)] * seen
+    stats = OutboxStats(0, 0, 0, 0, 0, None, None)
+    report = build_report(
+        seed=1,
+        mode="short",
+        seconds=1.0,
+        schedule=Schedule(),
+        tally=tally,
+        requests=requests,
+        stats=stats,
+        urls={PARTNER: "http://127.0.0.1:1", CATALOG: "http://127.0.0.1:2"},
+        store="sqlite:///demo.db",
+        store_is_temporary=False,
+    )
+    (check,) = (c for c in report.checks if c.name == "every attempt reached the server")
+    assert check.passed is passed
+    assert check.detail == (
+        f"5 attempts sent <= {seen} requests the server saw from the users <= 5 + 2 "
+        "cancelled mid-write"
+    )

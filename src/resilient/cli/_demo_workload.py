@@ -50,6 +50,8 @@ __all__ = [
     "plan",
 ]
 
+_WRITING = "http11.send_request_headers.started"
+"""httpcore's trace event as it starts writing a request to the socket."""
 _SENT = "http11.send_request_body.complete"
 """httpcore's trace event once a request, body included, is written to the socket."""
 
@@ -143,6 +145,12 @@ class OriginTally:
     failed: int = 0
     attempts: int = 0
     """Attempts written to the wire (the server should have seen each)."""
+    cut: int = 0
+    """Attempts cancelled while being written: the server may have all of it, or not.
+
+    A write hands bytes to the kernel and then yields; a timeout landing on that
+    yield cancels an attempt whose request is already on its way.
+    """
     unsent: int = 0
     """Attempts handed to the wire that were cancelled before the request was written."""
     rejected: int = 0
@@ -160,6 +168,7 @@ class Tally:
     """Failed calls by why they failed: ``"HTTP 503"``, ``"circuit open"``..."""
     outbox_attempts: int = 0
     """Delivery attempts the relay wrote to the wire."""
+    outbox_cut: int = 0
     outbox_unsent: int = 0
     enqueued: int = 0
     retries: int = 0
@@ -237,12 +246,14 @@ class WireCounter(httpx.AsyncBaseTransport):
         tally = self._tally
         outbox = source_of(request.url.path) == "outbox"
         origin = tally.origins[self._origins[request.url.port or 80]]
-        sent = False
+        writing = sent = False
 
         async def trace(event: str, info: dict[str, Any]) -> None:
-            nonlocal sent
+            nonlocal writing, sent
             del info
-            if event == _SENT and not sent:
+            if event == _WRITING:
+                writing = True
+            elif event == _SENT and not sent:
                 sent = True
                 if outbox:
                     tally.outbox_attempts += 1
@@ -256,9 +267,11 @@ class WireCounter(httpx.AsyncBaseTransport):
         finally:
             if not sent:
                 if outbox:
-                    tally.outbox_unsent += 1
+                    tally.outbox_cut += writing
+                    tally.outbox_unsent += not writing
                 else:
-                    origin.unsent += 1
+                    origin.cut += writing
+                    origin.unsent += not writing
 
     async def aclose(self) -> None:
         await self._inner.aclose()
