@@ -170,6 +170,7 @@ async def test_1000_calls_cancelled_in_every_phase_leave_nothing_behind(
     )
 
 
+@pytest.mark.scenario
 async def test_memory_does_not_grow_over_ten_rounds_of_storms(local_server: LocalServer) -> None:
     storm = Storm(local_server, random.Random(12), Counter(), [])
     memory: list[int] = []

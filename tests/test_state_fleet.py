@@ -117,7 +117,7 @@ import http_server  # noqa: E402
 from backends import REDIS_URL, redis_url  # noqa: E402
 from http_server import LocalServer, SeenRequest  # noqa: E402
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.scenario]
 
 # Real processes and a real server: the plain asyncio loop, in real time.
 real_asyncio = http_server.real_asyncio
