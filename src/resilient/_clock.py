@@ -10,10 +10,12 @@ tests, for our code and for the code of everyone who calls it.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import weakref
-from asyncio import _get_running_loop
+from asyncio import AbstractEventLoop, BaseEventLoop, _get_running_loop
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,7 +23,31 @@ import anyio
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["hold", "now", "sleep", "wall"]
+__all__ = ["hold", "now", "running_loop", "sleep", "wall"]
+
+_last_loop: list[BaseEventLoop | None] = [None]
+"""The asyncio loop `running_loop` found last."""
+
+
+def running_loop() -> AbstractEventLoop | None:
+    """The running asyncio event loop, or ``None`` (under trio, or outside any loop).
+
+    What ``asyncio._get_running_loop()`` returns, which on Python 3.11 makes a
+    ``getpid()`` system call every time (to notice a fork) and policies ask on
+    every call. The loop found last is taken again while it runs in this thread
+    (an asyncio loop records the thread that runs it, and a thread runs one loop
+    at a time); a forked child forgets it.
+    """
+    loop = _last_loop[0]
+    if loop is not None and loop._thread_id == get_ident():  # type: ignore[attr-defined]  # noqa: SLF001
+        return loop
+    found = _get_running_loop()
+    if isinstance(found, BaseEventLoop):
+        _last_loop[0] = found
+    return found
+
+
+os.register_at_fork(after_in_child=lambda: _last_loop.__setitem__(0, None))
 
 # Per trio MockClock: the wall time at its zero, and how many holds are open.
 _trio_origins: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
@@ -30,7 +56,7 @@ _trio_holds: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKey
 
 def now() -> float:
     """The running event loop's time, in seconds."""
-    loop = _get_running_loop()
+    loop = running_loop()
     if loop is not None:
         return loop.time()
     return anyio.current_time()

@@ -6,13 +6,14 @@ import asyncio
 import sys
 import time
 import weakref
-from asyncio import CancelledError, _get_running_loop, current_task
+from asyncio import CancelledError, current_task
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._clock import running_loop
 from .._exceptions import DeadlineExceededError
 from ..instrumentation._dispatch import TimeoutDetails
 from ._validate import check_seconds
@@ -150,7 +151,7 @@ class Timeout:
 
     async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
         """Run *next_step* with the deadline; raise `DeadlineExceededError` when it passes."""
-        loop = _get_running_loop()
+        loop = running_loop()
         if loop is None or not _NATIVE:
             return await self._execute_anyio(next_step, ctx)
         task = current_task(loop)
