@@ -273,11 +273,14 @@ async def test_downstream_restarted_mid_stream_loses_no_message(
     messages = 600
     seen: list[tuple[str | None, float]] = []  # (key, when)
     delivered: set[str | None] = set()
+    a_third = anyio.Event()  # the receiver has a third of the messages: time to kill it
 
     def receive(request: SeenRequest) -> Behaviour:
         key = request.header("idempotency-key")
         seen.append((key, time.monotonic()))
         delivered.add(key)
+        if len(delivered) >= messages // 3:
+            a_third.set()
         return Behaviour(200, delay=0.002)
 
     store = SQLiteStore(tmp_path / "outbox.db")
@@ -298,8 +301,7 @@ async def test_downstream_restarted_mid_stream_loses_no_message(
         try:
             async with outbox.relay(workers=4) as relay:
                 with anyio.fail_after(20):
-                    while len(delivered) < messages // 3:  # noqa: ASYNC110 -- polling real I/O
-                        await anyio.sleep(0.002)
+                    await a_third.wait()
                 # The downstream dies mid-stream: every connection it holds is closed.
                 await server.aclose()
                 died = time.monotonic()

@@ -329,7 +329,7 @@ async def test_per_origin_policies_route_each_origin_to_its_pipeline(
     async def network(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.host == "inventory.internal.example" and len(seen) == 1:
-            await anyio.sleep(60)  # hangs: cut off by inventory's 0.3 s per-attempt Timeout
+            await anyio.sleep_forever()  # hangs: cut off by inventory's 0.3 s per-attempt Timeout
         if request.url.host == "payments.example" and len(seen) == 4:
             return httpx.Response(502)  # no Retry-After: payments' own backoff
         return httpx.Response(200)
