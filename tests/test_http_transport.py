@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import gc
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import resilient as rs
 from resilient import http as rsh
 from resilient._clock import now, sleep
+from resilient._context import Context
+from resilient.http._classification import HttpCall
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -441,3 +444,40 @@ async def test_ndjson_and_opted_in_downloads_are_handed_over_unread() -> None:
         for path, extensions in requests:
             async with c.stream("GET", path, extensions=extensions) as response:
                 assert [chunk async for chunk in response.aiter_bytes()] == [b"part", b"rest"]
+
+
+async def test_the_call_context_has_every_field_and_is_freed_without_the_collector() -> None:
+    """HttpCall sets Context's fields itself (no super().__init__ on the hot path): a key
+    function sees all of them; and the call, its own classifier, is freed by reference
+    counting once the request is done."""
+    seen: dict[str, Any] = {}
+
+    def key(ctx: Context) -> str:
+        # Every field read (a missing one raises); the classifier by identity only,
+        # or keeping it here would keep the call alive.
+        seen.update({name: getattr(ctx, name) for name in Context.__slots__})
+        seen["classifier"] = ctx.classifier is ctx
+        return "one"
+
+    policy = rs.Pipeline(rs.Timeout(5), rs.CircuitBreaker(key=key), name="op", hooks=[])
+    server = Server(200)
+    gc.collect()  # calls of earlier tests caught in cycles (a traceback's frames, say)
+    gc.disable()
+    try:
+        async with client(server, policy) as c:
+            response = await c.post("/items", headers={"Idempotency-Key": "k1"})
+        assert [o for o in gc.get_objects() if isinstance(o, HttpCall)] == []
+    finally:
+        gc.enable()
+    assert response.status_code == 200
+    assert seen["classifier"] is True
+    assert seen["args"] == (server.requests[0],)
+    assert seen["kwargs"] == {}
+    assert seen["operation"] == "op"
+    assert seen["attempt"] == 1
+    assert seen["deadline"] is not None
+    assert seen["idempotency_key"] == "k1"
+    assert seen["partition"] == ("https", "api.example", None)
+    assert seen["_attributes"] is None
+    assert callable(seen["fn"])
+    assert seen["dispatch"].hooks == ()  # the pipeline's own (empty) hook set

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ["hold", "now", "running_loop", "sleep", "wall"]
 
-_last_loop: list[BaseEventLoop | None] = [None]
-"""The asyncio loop `running_loop` found last."""
+_last: list[tuple[Any, Any]] = [(None, None)]
+"""The asyncio loop `running_loop` found last, with the function that reads its time.
+
+One tuple, replaced whole, so another thread never reads one loop's clock with another loop.
+"""
 
 
 def running_loop() -> AbstractEventLoop | None:
@@ -38,16 +41,20 @@ def running_loop() -> AbstractEventLoop | None:
     (an asyncio loop records the thread that runs it, and a thread runs one loop
     at a time); a forked child forgets it.
     """
-    loop = _last_loop[0]
-    if loop is not None and loop._thread_id == get_ident():  # type: ignore[attr-defined]  # noqa: SLF001
-        return loop
+    loop = _last[0][0]
+    if loop is not None and loop._thread_id == get_ident():  # noqa: SLF001
+        return loop  # type: ignore[no-any-return]
     found = _get_running_loop()
     if isinstance(found, BaseEventLoop):
-        _last_loop[0] = found
+        # asyncio's loop.time() is a Python method around time.monotonic(): the
+        # clock is read directly unless the loop keeps time its own way (a
+        # virtual clock does).
+        clock = time.monotonic if type(found).time is BaseEventLoop.time else found.time
+        _last[0] = (found, clock)
     return found
 
 
-os.register_at_fork(after_in_child=lambda: _last_loop.__setitem__(0, None))
+os.register_at_fork(after_in_child=lambda: _last.__setitem__(0, (None, None)))
 
 # Per trio MockClock: the wall time at its zero, and how many holds are open.
 _trio_origins: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
@@ -56,10 +63,13 @@ _trio_holds: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKey
 
 def now() -> float:
     """The running event loop's time, in seconds."""
+    loop, clock = _last[0]
+    if loop is not None and loop._thread_id == get_ident():  # noqa: SLF001
+        return clock()  # type: ignore[no-any-return]  # the hot path: running_loop's own test
     loop = running_loop()
-    if loop is not None:
-        return loop.time()
-    return anyio.current_time()
+    if loop is None:
+        return anyio.current_time()
+    return loop.time()
 
 
 def wall() -> float:

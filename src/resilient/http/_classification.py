@@ -8,19 +8,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._clock import now
+from .._context import Context
 from .._exceptions import DeadlineExceededError
 from ..policies._validate import check_seconds
 from ._retry_after import parse_server_delay
 
 if TYPE_CHECKING:
-    from .._context import Context
+    from collections.abc import Hashable
+
     from .._outcome import Outcome
+    from ..instrumentation._dispatch import Dispatch
 
 __all__ = [
     "IDEMPOTENT_METHODS",
     "RETRY_STATUSES",
+    "HttpCall",
     "HttpClassification",
-    "RequestClassifier",
 ]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -41,6 +44,12 @@ _MAYBE_SENT = frozenset(
 
 
 _WAIT_HEADERS = (b"retry-after", b"retry-after-ms")
+
+_NO_KWARGS: dict[str, Any] = {}  # never written: the call takes no keyword arguments
+
+
+async def _never_called(request: Any) -> Any:  # pragma: no cover
+    del request  # the transport's innermost step sends instead
 
 
 def _names(exc: BaseException) -> set[str]:
@@ -126,14 +135,40 @@ class HttpClassification:
         return method.upper() in self.idempotent_methods
 
 
-class RequestClassifier:
-    """`HttpClassification` applied to one request (a `resilient.Classifier`)."""
+class HttpCall(Context):
+    """One request's call through the transport's pipeline, and the judge of its outcomes.
 
-    __slots__ = ("_options", "_stream", "ctx", "key", "refused", "request")
+    Both the call's `Context` and its `resilient.Classifier` (`HttpClassification`
+    applied to the request): one object, made once per request, where the HTTP
+    success path used to pay for two. It is its own ``classifier``; the transport
+    clears that when the call ends, so the object is freed at once, not left to
+    the cyclic garbage collector.
+    """
 
-    def __init__(self, options: HttpClassification, request: Any, key: str | None) -> None:
+    __slots__ = ("_options", "_stream", "key", "refused", "request")
+
+    def __init__(
+        self,
+        options: HttpClassification,
+        request: Any,
+        key: str | None,
+        dispatch: Dispatch,
+        operation: str | None,
+    ) -> None:
+        # Context's fields, set here rather than by Context.__init__: one frame per
+        # request, not two (a test checks that every field of Context is set).
+        self.fn = _never_called
+        self.args = (request,)
+        self.kwargs = _NO_KWARGS
+        self.dispatch = dispatch
+        self.operation = operation
+        self.deadline: float | None = None
+        self.attempt = 1
+        self.idempotency_key = key
+        self.classifier = self
+        self.partition: Hashable | None = None
+        self._attributes = None
         self._options = options
-        self.ctx: Context | None = None  # set when the call starts
         self.request = request
         # The body as sent first: a transport may swap in a buffered copy later.
         self._stream = request.stream
@@ -196,7 +231,7 @@ class RequestClassifier:
         asked = parse_server_delay(headers, now=time.time(), cap=self._options.max_retry_after)
         if asked is None:
             return None
-        deadline = None if self.ctx is None else self.ctx.deadline
+        deadline = self.deadline
         if asked.exceeds_cap or (deadline is not None and now() + asked.requested >= deadline):
             self.refused = (asked.requested, response)
             return math.inf  # Retry gives up at once; Transport raises RetryAfterTooLongError

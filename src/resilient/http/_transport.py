@@ -13,10 +13,12 @@ from opentelemetry import trace
 
 from .._pipeline import Pipeline, Policy
 from .._version import __version__
+from ..instrumentation import _dispatch
+from ..instrumentation._dispatch import Dispatch
 from ..policies._breaker import CircuitBreaker
 from ..policies._retry import Retry
 from ..policies._timeout import Timeout
-from ._classification import HttpClassification, RequestClassifier
+from ._classification import HttpCall, HttpClassification
 from ._errors import (
     IdempotencyKeyMismatchError,
     RequestNotReplayableError,
@@ -38,27 +40,6 @@ _STREAMED_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/
 # the rest of the check, and a client sees few distinct values (bounded all the same).
 _STREAMED: dict[bytes, bool] = {}
 _STREAMED_MAX = 256
-
-
-_NO_KWARGS: dict[str, Any] = {}  # never written: the call takes no keyword arguments
-
-
-async def _never_called(request: Any, classifier: RequestClassifier) -> Any:  # pragma: no cover
-    del request, classifier  # _Exchange, the innermost step, sends instead
-
-
-def _raw_header(headers: Any, name: bytes) -> str | None:
-    """The first value of header *name* (lower-case bytes), or None.
-
-    Reads the public ``headers.raw`` pairs: httpx's ``Headers.get`` re-derives the
-    headers' encoding on every call, which costs more than this whole scan.
-    """
-    size = len(name)
-    for key, value in headers.raw:
-        # Lengths first: lower() makes a new bytes object, and few names match in length.
-        if len(key) == size and key.lower() == name:
-            return value.decode("latin-1")  # type: ignore[no-any-return]
-    return None
 
 
 def default_pipeline() -> Pipeline:
@@ -190,6 +171,9 @@ class Transport(httpx.AsyncBaseTransport):
         inner = policy if isinstance(policy, Pipeline) else Pipeline(policy)
         self.policy = inner
         self.pipeline = Pipeline(inner, _Exchange(self), name=inner.name, hooks=inner.hooks)
+        hooks = inner.hooks
+        self._dispatch = None if hooks is None else Dispatch(hooks)
+        self._name = inner.name
         self._next = next_transport
         self._defaults: dict[str, Any] = {}
         self._tracer = trace.get_tracer("resilient.http", __version__, tracer_provider)
@@ -207,38 +191,47 @@ class Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: Any) -> Any:
         """Send *request* through the pipeline; return the response of the last attempt."""
         options = self.classification
-        key = _raw_header(request.headers, self._key_header)
+        # The caller's key, from the public raw pairs: httpx's Headers.get re-derives
+        # the headers' encoding on every call, which costs more than this scan.
+        key = None
+        name = self._key_header
+        size = len(name)
+        for raw, value in request.headers.raw:
+            # Lengths first: lower() makes a new bytes object, and few names match.
+            if len(raw) == size and raw.lower() == name:
+                key = value.decode("latin-1")
+                break
         minted = False
         if key is None and self.idempotency_keys and not options.is_idempotent(request.method):
             key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
             minted = True
-        classifier = RequestClassifier(options, request, key)
-        ctx = self.pipeline.new_context(_never_called, (request, classifier), _NO_KWARGS)
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
-        ctx.partition = (url.scheme, host, url.port)
-        if ctx.operation is None and ctx.dispatch.hooks:
+        # The pipeline's own hooks, else the installed ones, read now: set_hooks()
+        # reaches every transport (Pipeline.dispatch, inlined).
+        dispatch = self._dispatch or _dispatch.installed or _dispatch.current()
+        call = HttpCall(options, request, key, dispatch, self._name)
+        call.partition = (url.scheme, host, url.port)
+        if call.operation is None and call.dispatch.hooks:
             # Few distinct values, no secrets: it names log events and the call's span
             # (made only when a hook is there to use it).
-            ctx.operation = f"{request.method} {host}"
-        classifier.ctx = ctx
-        ctx.classifier = classifier
-        ctx.idempotency_key = key
+            call.operation = f"{request.method} {host}"
         try:
-            response = await self.pipeline.run_context(ctx)
+            response = await self.pipeline.run_context(call)
         except Exception as exc:
-            if not classifier.replayable and sys.version_info >= (3, 11):
+            if not call.replayable and sys.version_info >= (3, 11):
                 exc.add_note(
                     "resilient: not retried: the request body is a stream that cannot be sent again"
                 )
             raise
         finally:
-            # The context and the classifier refer to each other: parted here, they
-            # are freed at once, not left for the cyclic garbage collector.
-            classifier.ctx = None
-        if classifier.refused is not None and classifier.refused[1] is response:
+            # The call is its own classifier: that loop cut, it is freed at once,
+            # not left for the cyclic garbage collector.
+            call.classifier = None
+        refused = call.refused
+        if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
-            raise RetryAfterTooLongError(classifier.refused[0], response, reason)
+            raise RetryAfterTooLongError(refused[0], response, reason)
         # A key minted here was never used before, so its 422 is not a mismatch.
         if key is not None and not minted and response.status_code == 422:  # noqa: PLR2004
             raise IdempotencyKeyMismatchError(key, response)
@@ -259,8 +252,10 @@ class Transport(httpx.AsyncBaseTransport):
     def _attempt(self, next_step: Step, ctx: Context) -> Awaitable[Any]:
         """One attempt; the exchange's own coroutine when untraced (a frame less)."""
         del next_step  # the exchange is the call
-        request, classifier = ctx.args
-        if ctx.attempt > 1 and not classifier.replayable:
+        request = ctx.args[0]
+        # The call's classifier is the call (a hedge's context is a fork of it).
+        classifier = ctx.classifier
+        if ctx.attempt > 1 and isinstance(classifier, HttpCall) and not classifier.replayable:
             raise RequestNotReplayableError(self._line(request))
         if self.attempt_header is not None:
             request.headers[self.attempt_header] = str(ctx.attempt)

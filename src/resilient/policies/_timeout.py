@@ -9,6 +9,8 @@ import weakref
 from asyncio import CancelledError, current_task
 from collections import deque
 from dataclasses import dataclass, field
+from threading import get_ident
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -19,7 +21,7 @@ from ..instrumentation._dispatch import TimeoutDetails
 from ._validate import check_seconds
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .._context import Context
     from .._pipeline import Step
@@ -32,6 +34,14 @@ _RUNNING, _FIRED, _DONE = 0, 1, 2
 # Task.uncancel() (3.11) tells our own cancellation from anyone else's; without it
 # (and on trio) anyio keeps that account.
 _NATIVE = sys.version_info >= (3, 11)
+
+# The running task of a loop. On 3.11 asyncio.current_task() is a Python function
+# around this lookup (a frame per call on the hot path); from 3.12 it is C.
+_task_of: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]  # noqa: SLF001
+    if isinstance(current_task, FunctionType)
+    else current_task
+)
 
 
 # One call's deadline in a lane: [deadline, task, state], a list because it is
@@ -149,23 +159,25 @@ class Timeout:
         """E.g. ``Timeout(2)``."""
         return f"Timeout({self.seconds:g})"
 
-    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
+    async def execute(self, next_step: Step, ctx: Context) -> Any:  # noqa: C901, PLR0912 -- the hot path, inlined on purpose
         """Run *next_step* with the deadline; raise `DeadlineExceededError` when it passes."""
-        loop = running_loop()
-        if loop is None or not _NATIVE:
-            return await self._execute_anyio(next_step, ctx)
-        task = current_task(loop)
+        lane = self._last[0]
+        # The lane used last serves while its loop runs in this thread: that loop is
+        # then the running one (a thread runs one loop at a time).
+        if lane is None or lane.loop._thread_id != get_ident():  # type: ignore[attr-defined]  # noqa: SLF001
+            lane = self._lane_here()
+            if lane is None:
+                return await self._execute_anyio(next_step, ctx)
+        task = _task_of(lane.loop)
         if task is None:  # pragma: no cover -- await always runs inside a task
             return await next_step(ctx)
-        lane = self._last[0]
-        if lane is None or lane.loop is not loop:
-            lane = self._lane_for(loop)
         deadline = lane.clock() + self.seconds
         entry = [deadline, task, _RUNNING]
         cancelling = task.cancelling()
         # Inlined lane bookkeeping (this is every call's path): queue the deadline,
         # and arm the lane's one timer if it is idle.
-        lane.entries.append(entry)
+        entries = lane.entries
+        entries.append(entry)
         if lane.handle is None:
             lane.arm(deadline)
         outer = ctx.deadline
@@ -187,19 +199,33 @@ class Timeout:
                 # It fired, but the call ended without seeing the cancellation.
                 task.uncancel()
             entry[_STATE] = _DONE
-            entries = lane.entries
-            while entries and entries[0][_STATE] == _DONE:
+            entries = lane.entries  # compact() may have replaced the queue
+            if entries and entries[0] is entry:
+                # The oldest call ended (with calls one at a time, the only one):
+                # drop it and the finished calls queued behind it.
                 entries.popleft()
+                while entries and entries[0][_STATE] == _DONE:
+                    entries.popleft()
+            elif len(entries) > lane.limit:
+                lane.compact()
             # The timer stays armed even when nothing runs: re-arming it for each
             # call would cost what the lane saves; a stale timer fires once, idle.
-            if len(entries) > lane.limit:
-                lane.compact()
 
-    def _lane_for(self, loop: asyncio.AbstractEventLoop) -> _Lane:
+    def _lane_here(self) -> _Lane | None:
+        """The lane for the running asyncio loop, made on first use; None: no lanes here.
+
+        Lanes need ``Task.uncancel()`` (3.11) and an asyncio loop; under trio, or
+        on 3.10, the call takes anyio's cancel scope instead.
+        """
+        loop = running_loop()
+        if loop is None or not _NATIVE:
+            return None
         lane = self._lanes.get(loop)
         if lane is None:
             lane = self._lanes[loop] = _Lane(loop)
-        self._last[0] = lane
+        if isinstance(loop, asyncio.BaseEventLoop):
+            # Only such a loop says which thread runs it (the fast path's test).
+            self._last[0] = lane
         return lane
 
     async def _execute_anyio(self, next_step: Step, ctx: Context) -> Any:
