@@ -732,11 +732,10 @@ def _print_other_ratios(results: list[dict[str, Any]]) -> None:
         )
 
 
-def _split_flags(argv: list[str] | None) -> tuple[list[str], bool, bool]:
-    """``--quick`` and ``--profile``, which the shared parser does not know."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    quick, profile = "--quick" in args, "--profile" in args
-    return [a for a in args if a not in {"--quick", "--profile"}], quick, profile
+SWITCHES = {
+    "--quick": "a short run: 3 rounds, 1,000 messages (unless --rounds/--calls say otherwise)",
+    "--profile": "add, per section, a cProfile of one relay drain and its store calls",
+}
 
 
 async def run_section(
@@ -764,10 +763,16 @@ async def run_section(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv, quick, profile = _split_flags(argv)
+    # --quick changes the defaults, so it is looked for before the parser sets them.
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
     args = parse_args(
-        __doc__.splitlines()[0], argv, rounds=3 if quick else 9, calls=1000 if quick else 5000
+        __doc__.splitlines()[0],
+        argv,
+        rounds=3 if quick else 9,
+        calls=1000 if quick else 5000,
+        switches=SWITCHES,
     )
+    profile = args.profile
     counts = {"noop": args.calls * NOOP_FACTOR, "http": args.calls}
     set_hooks([])
 

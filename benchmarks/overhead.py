@@ -375,10 +375,20 @@ def judge(ratios: list[float], limit: float) -> dict[str, Any]:
 
 
 def parse_args(
-    description: str, argv: list[str] | None, *, rounds: int, calls: int
+    description: str,
+    argv: list[str] | None,
+    *,
+    rounds: int,
+    calls: int,
+    switches: dict[str, str] | None = None,
 ) -> argparse.Namespace:
-    """The flags every benchmark script takes: --rounds, --calls, --seed, --json."""
+    """The flags every benchmark script takes: --rounds, --calls, --seed, --json.
+
+    *switches* adds a script's own on/off flags (name: help), so ``--help`` lists them.
+    """
     parser = argparse.ArgumentParser(description=description)
+    for flag, text in (switches or {}).items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--rounds", type=int, default=rounds, help=f"rounds (default {rounds})")
     parser.add_argument(
         "--calls", type=int, default=calls, help=f"calls per contender per round (default {calls})"
