@@ -153,6 +153,42 @@ async def test_concurrent_claims_from_separate_pools_never_share_a_message(schem
         await each.close()
 
 
+async def test_the_delivered_count_is_spread_over_rows_and_stays_exact(schema: str) -> None:
+    """Completing transactions do not all lock one counter row (it made every worker of a
+    fleet queue behind the others): the count lands on several rows, and stats() adds
+    them up exactly, with the schema's own ``delivered`` row (earlier versions') in it."""
+    stores = [PostgresStore(POSTGRES_URL, schema=schema, pool_size=4) for _ in range(2)]
+    for each in stores:
+        await each.open()
+    async with await connect(autocommit=True) as conn:
+        await conn.execute(
+            f"UPDATE \"{schema}\".resilient_meta SET value = '5' WHERE key = 'delivered'"
+        )
+    await stores[0].enqueue([message(n) for n in range(300)])
+
+    async def worker(each: PostgresStore, name: str) -> None:
+        done: list[Any] = []
+        while True:
+            _, done = await each.complete_and_claim(done, name, limit=10, lease=600.0, now=1.0)
+            if not done:
+                return
+
+    async with anyio.create_task_group() as group:
+        for i, each in enumerate(stores):
+            for j in range(4):
+                group.start_soon(worker, each, f"w{i}.{j}")
+    assert (await stores[0].stats(now=1.0)).delivered == 305
+    assert (await stores[1].stats(now=1.0)).pending == 0
+    async with await connect() as conn:
+        cursor = await conn.execute(
+            f"SELECT count(*) FROM \"{schema}\".resilient_meta WHERE key LIKE 'delivered:%%'"
+        )
+        (rows,) = await cursor.fetchone()  # type: ignore[misc]
+    assert rows > 1  # 30 transactions on one of 16 rows each: all on one is (1/16)**29
+    for each in stores:
+        await each.close()
+
+
 async def test_ordering_keys_hold_across_concurrent_claims(store: PostgresStore) -> None:
     await store.enqueue([message(n, key=f"k{n % 3}") for n in range(9)])
     first = await store.claim("a", limit=9, lease=60.0, now=1.0)
