@@ -10,9 +10,9 @@
   open the circuit for the other once Redis is back.
 - **The downstream restarted mid-stream.** The HTTP server dies (its connections
   reset) during a steady stream of outbox deliveries and comes back on the same
-  port after a pause. Figures: messages lost (0), duplicates seen by the receiver
-  (bounded: only messages whose 200 was lost with the dying connection), the time
-  from the restart to a drained outbox.
+  port once a retry has been refused a connection. Figures: messages lost (0),
+  duplicates seen by the receiver (bounded: only messages whose 200 was lost with
+  the dying connection), the time from the restart to a drained outbox.
 
 SIGKILL of the relay itself, at points across the drain, is proven by
 ``tests/test_outbox_crash.py`` (SQLite) and ``tests/test_fleet_postgres.py``
@@ -41,6 +41,7 @@ from http_server import Behaviour, LocalServer, SeenRequest
 from resilient import http as rsh
 from resilient.delivery import DeliveryOptions, Outbox
 from resilient.stores import SQLiteStore
+from resilient.testing import VirtualEventLoop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -269,7 +270,8 @@ async def _hashes(url: str, namespace: str) -> dict[bytes, dict[bytes, bytes]]:
 async def test_downstream_restarted_mid_stream_loses_no_message(
     tmp_path: Path, logs: list[dict[str, Any]]
 ) -> None:
-    """The receiver dies (connections reset) mid-drain and comes back 0.5 s later."""
+    """The receiver dies (connections reset) mid-drain and comes back once the relay has
+    been refused a connection."""
     messages = 600
     seen: list[tuple[str | None, float]] = []  # (key, when)
     delivered: set[str | None] = set()
@@ -283,6 +285,16 @@ async def test_downstream_restarted_mid_stream_loses_no_message(
             a_third.set()
         return Behaviour(200, delay=0.002)
 
+    refused = anyio.Event()  # the relay tried to connect while the receiver was down
+
+    class Watching(httpx.AsyncHTTPTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            try:
+                return await super().handle_async_request(request)
+            except httpx.ConnectError:
+                refused.set()
+                raise
+
     store = SQLiteStore(tmp_path / "outbox.db")
     options = DeliveryOptions(
         backoff=rs.Backoff.constant(0.05), poll_interval=0.05, lease=5.0, grace=1.0
@@ -291,7 +303,7 @@ async def test_downstream_restarted_mid_stream_loses_no_message(
     await server.start()
     port = server.port
     url = f"{server.url}/orders"
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=2.0, transport=Watching()) as client:
         outbox = Outbox(store, client=client, options=options)
         for i in range(messages):
             request = httpx.Request(
@@ -306,7 +318,10 @@ async def test_downstream_restarted_mid_stream_loses_no_message(
                 await server.aclose()
                 died = time.monotonic()
                 delivered_at_death = len(delivered)
-                await anyio.sleep(0.5)
+                # Down until a retry has found nothing listening: the outage is
+                # seen by the relay, not just by the requests it cut.
+                with anyio.fail_after(10):
+                    await refused.wait()
                 server = LocalServer(default=receive)
                 await _restart(server, port)
                 restarted = time.monotonic()
@@ -343,18 +358,15 @@ async def _restart(server: LocalServer, port: int) -> None:
     import asyncio
 
     server._closing = asyncio.Event()
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            server._server = await asyncio.start_server(server._serve, "127.0.0.1", port)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await anyio.sleep(0.02)
+    # The old listener is closed, and asyncio sets SO_REUSEADDR: the port binds at once.
+    server._server = await asyncio.start_server(server._serve, "127.0.0.1", port)
     server._port = port
 
 
+# Virtual time: the idle wait is the clock's, not the test's (Redis is still real).
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {"loop_factory": VirtualEventLoop})], ids=["virtual"]
+)
 async def test_an_idle_process_with_redis_down_goes_on_from_the_state_it_last_heard(
     private_redis: PrivateRedis, logs: list[dict[str, Any]]
 ) -> None:
@@ -365,13 +377,14 @@ async def test_an_idle_process_with_redis_down_goes_on_from_the_state_it_last_he
     state = RedisState(private_redis.url, namespace="idle", sync_interval=SYNC)
     breaker = rs.CircuitBreaker(name="payments", shared=state, window=rs.TimeWindow(10))
     try:
-        async with LocalServer() as server:
-            transport = rsh.Transport(rs.Pipeline(breaker, hooks=[]))
-            async with httpx.AsyncClient(transport=transport, base_url=server.url) as client:
-                assert (await client.get("/")).status_code == 200
-                private_redis.kill()
-                await anyio.sleep(4 * SYNC)  # idle: the local view is no longer trusted
-                assert (await client.get("/")).status_code == 200
+        transport = rsh.Transport(
+            rs.Pipeline(breaker, hooks=[]), httpx.MockTransport(lambda _: httpx.Response(200))
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            assert (await client.get("/")).status_code == 200
+            private_redis.kill()
+            await anyio.sleep(4 * SYNC)  # idle (virtual): the local view is no longer trusted
+            assert (await client.get("/")).status_code == 200
     finally:
         await state.aclose()
     assert [e["event"] for e in logs if e["event"] == "state.unreachable"] == ["state.unreachable"]

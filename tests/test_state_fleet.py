@@ -69,7 +69,7 @@ async def calls(url: str, redis: str, namespace: str, index: int, folder: Path) 
         open_for=OPEN_FOR,
         half_open_calls=PROBES,
     )
-    go, stop = folder / "go", folder / "stop"
+    stop = folder / "stop"
     with (folder / f"outcomes-{index}.txt").open("a", buffering=1) as out:
         transport = Transport(rs.Pipeline(breaker))
         async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
@@ -92,8 +92,8 @@ async def calls(url: str, redis: str, namespace: str, index: int, folder: Path) 
                     await asyncio.sleep(PACE)
 
             (folder / f"ready-{index}").touch()
-            while not go.exists():  # noqa: ASYNC110 -- another process makes the file
-                await asyncio.sleep(0.002)
+            # The test writes "go" to every process's stdin at once: block until then.
+            await asyncio.to_thread(sys.stdin.readline)
             await asyncio.gather(*(caller(n) for n in range(CALLERS)))
     await state.aclose()
 
@@ -191,7 +191,7 @@ def start(url: str, namespace: str, index: int, folder: Path, log: Path) -> subp
     command = [sys.executable, __file__, url, REDIS_URL, namespace, str(index), str(folder)]
     with log.open("wb") as out:
         return subprocess.Popen(  # noqa: S603 -- this file, with our own interpreter
-            command, stdout=out, stderr=subprocess.STDOUT
+            command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT
         )
 
 
@@ -261,7 +261,10 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
             )
             # Phase 1: the server fails every request, until every process has seen
             # the circuit open (a rejection).
-            (tmp_path / "go").touch()
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write(b"go\n")
+                process.stdin.flush()
             went = time.time()
             await wait_for(
                 lambda: all_saw("rejected"), processes, logs, within=10, what="the circuit open"
@@ -300,6 +303,8 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
             if process.poll() is None:
                 process.kill()
             process.wait(timeout=10)
+            if process.stdin is not None:
+                process.stdin.close()
         await forget(namespace)
 
     assert [p.returncode for p in processes] == [0] * PROCESSES, [
