@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-__all__ = ["hold", "now", "running_loop", "sleep", "wall"]
+__all__ = ["clock_of", "hold", "now", "running_loop", "sleep", "wall"]
 
 _last: list[tuple[Any, Any]] = [(None, None)]
 """The asyncio loop `running_loop` found last, with the function that reads its time.
@@ -46,12 +46,17 @@ def running_loop() -> AbstractEventLoop | None:
         return loop  # type: ignore[no-any-return]
     found = _get_running_loop()
     if isinstance(found, BaseEventLoop):
-        # asyncio's loop.time() is a Python method around time.monotonic(): the
-        # clock is read directly unless the loop keeps time its own way (a
-        # virtual clock does).
-        clock = time.monotonic if type(found).time is BaseEventLoop.time else found.time
-        _last[0] = (found, clock)
+        _last[0] = (found, clock_of(found))
     return found
+
+
+def clock_of(loop: AbstractEventLoop) -> Callable[[], float]:
+    """The function that reads *loop*'s time, as cheaply as it can be read.
+
+    asyncio's ``loop.time()`` is a Python method around ``time.monotonic()``: that is
+    read directly, unless the loop keeps time its own way (a virtual clock does).
+    """
+    return time.monotonic if type(loop).time is BaseEventLoop.time else loop.time
 
 
 os.register_at_fork(after_in_child=lambda: _last.__setitem__(0, (None, None)))

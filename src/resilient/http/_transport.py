@@ -207,8 +207,8 @@ class Transport(httpx.AsyncBaseTransport):
             minted = True
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
-        # The pipeline's own hooks, else the installed ones, read now: set_hooks()
-        # reaches every transport (Pipeline.dispatch, inlined).
+        # The pipeline's own hooks, else the installed ones, read now so that
+        # set_hooks() reaches every transport (as Pipeline.new_context does).
         dispatch = self._dispatch or _dispatch.installed or _dispatch.current()
         call = HttpCall(options, request, key, dispatch, self._name)
         call.partition = (url.scheme, host, url.port)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import weakref
 from asyncio import CancelledError, current_task
 from collections import deque
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._clock import running_loop
+from .._clock import clock_of, running_loop
 from .._exceptions import DeadlineExceededError
 from ..instrumentation._dispatch import TimeoutDetails
 from ._validate import check_seconds
@@ -64,10 +63,7 @@ class _Lane:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        # asyncio's own loop.time() is a Python method around time.monotonic(): a
-        # frame per call saved by calling what it calls. A loop with a clock of its
-        # own (a virtual one) is asked.
-        self.clock = time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        self.clock = clock_of(loop)
         self.entries: deque[list[Any]] = deque()
         # Finished calls queued behind a long-running one would pile up: past this
         # length they are dropped, and the limit is set to twice what is left

@@ -365,6 +365,8 @@ class PostgresStore:
             ([m.id for m in messages], [m.lease_token for m in messages]),
         )
         done = int(cursor.rowcount)
+        if not done:  # every lease was lost: nothing to count
+            return 0
         # One counter row would be locked by every completing transaction until it
         # commits, queueing all workers of the fleet behind each other (benchmarks/
         # backends.py: the relay drained at 59-63 % of a hand-written loop's rate with
