@@ -162,6 +162,22 @@ async def test_errors_may_be_factories_and_script_error_picks_one() -> None:
     assert [fault for _, fault in transport.log] == ["connection_refused_error"] * 2
 
 
+async def test_a_factory_that_cannot_be_hashed_is_a_script_entry_like_any_other() -> None:
+    class Refuse:  # a callable with __eq__ and no __hash__, as a dataclass would be
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Refuse)
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __call__(self, request: httpx.Request) -> Exception:
+            return ConnectionRefusedError(f"no {request.url.host}")
+
+    transport, _ = faulty(script=[Refuse()])
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(ConnectionRefusedError, match=r"no api\.test"):
+            await client.get(URL)
+
+
 async def test_a_factory_must_return_an_exception() -> None:
     transport, _ = faulty(script=[lambda _: "oops"])
     async with httpx.AsyncClient(transport=transport) as client:

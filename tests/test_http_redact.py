@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import base64
 import copy
-from typing import Any
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from hypothesis import given, strategies as st
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from resilient.http._redact import (
     MIN_SECRET_LENGTH,
@@ -156,7 +164,7 @@ def test_no_sensitive_url_part_survives() -> None:
     redacted = R.redact_url(SENSITIVE_URL)
     assert redacted.count(CANARY) == 0
     assert redacted == (
-        f"https://alice:{PLACEHOLDER}@api.example.com/v1/items"
+        f"https://{PLACEHOLDER}:{PLACEHOLDER}@api.example.com/v1/items"
         f"?page=2&api_key={PLACEHOLDER}&Token={PLACEHOLDER}#access_token={PLACEHOLDER}"
     )
 
@@ -166,8 +174,13 @@ def test_no_sensitive_url_part_survives() -> None:
     [
         ("https://example.com/p?q=1", "https://example.com/p?q=1"),
         (f"https://{CANARY}@example.com/", f"https://{PLACEHOLDER}@example.com/"),
-        (f"https://u:{CANARY}@example.com", f"https://u:{PLACEHOLDER}@example.com"),
-        (f"https://u:{CANARY}@example.com/a@b", f"https://u:{PLACEHOLDER}@example.com/a@b"),
+        (f"https://u:{CANARY}@example.com", f"https://{PLACEHOLDER}:{PLACEHOLDER}@example.com"),
+        (
+            f"https://u:{CANARY}@example.com/a@b",
+            f"https://{PLACEHOLDER}:{PLACEHOLDER}@example.com/a@b",
+        ),
+        # A token as the user name, with an empty password (Stripe's form).
+        (f"https://{CANARY}:@example.com/", f"https://{PLACEHOLDER}:{PLACEHOLDER}@example.com/"),
         (
             f"https://example.com/?api%5Fkey={CANARY}",
             f"https://example.com/?api%5Fkey={PLACEHOLDER}",
@@ -498,3 +511,60 @@ def test_errors_from_the_next_transport_lose_the_requests_secrets(logs: list[Any
     assert not [t for t in texts if "canary-key-0001" in t or "canary-token-0002" in t]
     assert "[REDACTED]" in str(error)
     assert "[REDACTED]" in str(error.__cause__)
+
+
+KEYED_URL = "https://api.example.com/v1?api_key=canary-key-0001"
+
+
+def _oserror(url: str) -> BaseException:
+    # str() of an OSError made with (errno, strerror) reads strerror, not args.
+    return ConnectionRefusedError(111, f"refused {url}")
+
+
+def _in_a_group(url: str) -> BaseException:
+    return BaseExceptionGroup("attempts", [ValueError(f"bad answer from {url}")])
+
+
+def _as_context(url: str) -> BaseException:
+    # A cause and, beside it, the error that was being handled: both are reported.
+    error = httpx.ConnectError("cannot connect")
+    error.__cause__ = OSError("no route")
+    error.__context__ = TimeoutError(f"timed out on {url}")
+    return error
+
+
+def _with_a_note(url: str) -> BaseException:
+    error = httpx.ConnectError("cannot connect")
+    error.__notes__ = [f"while calling {url}"]  # add_note() from 3.11
+    return error
+
+
+@pytest.mark.parametrize("make", [_oserror, _in_a_group, _as_context, _with_a_note])
+def test_every_text_of_an_error_from_below_is_scrubbed(
+    make: Callable[[str], BaseException],
+) -> None:
+    """str(), the traceback (notes, causes, contexts, group members): no secret left."""
+    from resilient import Pipeline
+    from resilient.http import Transport
+    from resilient.testing import run
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise make(str(request.url))
+
+    # No Retry: a retry made while handling the first error would chain it as context.
+    transport = Transport(Pipeline(), next_transport=httpx.MockTransport(refuse))
+
+    async def main() -> BaseException:
+        async with httpx.AsyncClient(transport=transport) as client:
+            try:
+                await client.get(KEYED_URL)  # the line a traceback shows holds no secret
+            except BaseException as exc:
+                return exc
+        raise AssertionError
+
+    error = run(main)
+    # A traceback shows the cause rather than the context: both are read here.
+    hidden = [error.__context__, getattr(error, "__notes__", None)]
+    shown = "".join(traceback.format_exception(error)) + repr(hidden)
+    assert "[REDACTED]" in shown
+    assert "canary-key-0001" not in shown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import gc
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 import resilient as rs
 from resilient import http as rsh
@@ -481,3 +483,200 @@ async def test_the_call_context_has_every_field_and_is_freed_without_the_collect
     assert seen["_attributes"] is None
     assert callable(seen["fn"])
     assert seen["dispatch"].hooks == ()  # the pipeline's own (empty) hook set
+
+
+async def test_a_default_port_written_out_is_the_same_origin() -> None:
+    """``HTTP://API.EXAMPLE:80`` and ``http://api.example`` share one circuit (httpx
+    drops a default port only when the scheme is written in lower case)."""
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(4), min_calls=4, open_for=60)
+    server = Server(503, 503, 503, 503)
+    transport = rsh.Transport(rs.Pipeline(breaker, hooks=[]), httpx.MockTransport(server))
+    async with httpx.AsyncClient(transport=transport) as c:
+        for url in ["http://api.example/", "HTTP://API.EXAMPLE:80/"] * 2:
+            assert (await c.get(url)).status_code == 503
+        with pytest.raises(rs.CircuitOpenError):
+            await c.get("http://api.example/")
+        assert (await c.get("HTTPS://api.example:443/")).status_code == 200
+    assert breaker.state(("http", "api.example", None)) is rs.CircuitState.OPEN
+    assert breaker.state(("https", "api.example", None)) is rs.CircuitState.CLOSED
+
+
+async def test_a_409_listed_in_retry_statuses_is_retried_without_a_key() -> None:
+    options = rsh.HttpClassification(retry_statuses=rsh.RETRY_STATUSES | {409})
+    server = Server(409, 200)
+    async with client(server, classification=options) as c:
+        assert (await c.get("/")).status_code == 200
+    assert len(server.requests) == 2
+
+
+async def test_a_callers_non_ascii_key_is_read_as_httpx_reads_it() -> None:
+    server = Server(200)
+    async with client(server) as c:
+        key = "clé-42".encode()  # UTF-8 bytes: httpx reads them as UTF-8, not Latin-1
+        response = await c.post("/", json={}, headers={"Idempotency-Key": key})
+    assert response.extensions["resilient"]["idempotency_key"] == "clé-42"
+
+
+async def test_a_streamed_body_is_not_hedged_and_the_first_attempt_answers() -> None:
+    """A hedge cannot resend a one-shot body: the call makes one attempt, which wins."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"part1"
+        yield b"part2"
+
+    async def slow_ok(request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        await sleep(1.0)  # slower than the hedging delay
+        return httpx.Response(200, text="stored")
+
+    sent: list[bytes] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(await request.aread())
+        return await slow_ok(request)
+
+    for policy in (
+        rs.Pipeline(rs.Hedging(delay=0.1, budget=None), hooks=[]),
+        rs.Pipeline(rs.Hedging(delay=0.1, budget=None), rs.Retry(budget=None), hooks=[]),
+    ):
+        sent.clear()
+        transport = rsh.Transport(policy, httpx.MockTransport(handler))
+        async with httpx.AsyncClient(transport=transport) as c:
+            response = await c.put("https://api.example/upload", content=body())
+        assert response.text == "stored"
+        assert sent == [b"part1part2"]
+
+
+class _Tracked(httpx.AsyncByteStream):
+    def __init__(self, log: list[_Tracked]) -> None:
+        self.closed = False
+        log.append(self)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _event_stream(log: list[_Tracked]) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(_: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=_Tracked(log))
+
+    return answer
+
+
+async def test_a_streamed_answer_a_predicate_refused_is_closed_before_the_next_attempt() -> None:
+    streams: list[_Tracked] = []
+    closed_when_sent: list[bool] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        closed_when_sent.append(all(s.closed for s in streams))
+        return _event_stream(streams)(request)
+
+    refuse_first = iter([True, False])
+    retry = rs.Retry(on_result=lambda _: next(refuse_first), backoff=FAST, budget=None)
+    server = Server(answer, answer)
+    async with client(server, rs.Pipeline(retry, hooks=[])) as c, c.stream("GET", "/") as r:
+        assert [chunk async for chunk in r.aiter_bytes()] == [b"data: 1\n\n"]
+    assert closed_when_sent == [True, True]  # the first was closed before the second went
+    assert [s.closed for s in streams] == [True, True]  # the second by the caller
+
+
+async def test_a_hedge_that_loses_with_a_stream_in_hand_has_it_closed() -> None:
+    """Both attempts are woken in the same tick, so both hand a streamed response to
+    the transport: all but the winner's are closed when the call ends."""
+    streams: list[_Tracked] = []
+    both = anyio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await both.wait()
+        return _event_stream(streams)(request)
+
+    async def release() -> None:
+        await sleep(0.5)  # both attempts are waiting by then (the hedge starts at 0.01)
+        both.set()
+
+    policy = rs.Pipeline(rs.Hedging(delay=0.01, budget=None), hooks=[])
+    transport = rsh.Transport(policy, httpx.MockTransport(answer))
+    async with httpx.AsyncClient(transport=transport) as c, anyio.create_task_group() as tg:
+        tg.start_soon(release)
+        request = c.build_request("GET", "https://api.example/events")
+        response = await c.send(request, stream=True)
+        still_open = [s for s in streams if not s.closed]
+        await response.aclose()
+    assert len(streams) == 2
+    assert len(still_open) == 1  # the one handed to the caller
+
+
+async def test_the_record_counts_every_request_and_wait_under_retry_and_hedging() -> None:
+    server = Server(503, 503, 200)
+    policy = rs.Pipeline(
+        rs.Retry(backoff=rs.Backoff.constant(1.0), budget=None),
+        rs.Hedging(delay=math.inf, budget=None),
+        hooks=[],
+    )
+    async with client(server, policy) as c:
+        response = await c.get("/")
+    assert response.status_code == 200
+    assert response.extensions["resilient"]["attempts"] == 3
+    assert response.extensions["resilient"]["delays"] == [1.0]
+
+
+async def test_spans_follow_the_http_client_conventions_for_errors_and_odd_methods() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    policy = rs.Pipeline(rs.Timeout(1.0), hooks=[])
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await sleep(5)
+        return httpx.Response(200)
+
+    server = Server(503, 404, hang)
+    async with client(server, policy, tracer_provider=provider) as c:
+        await c.get("/")
+        await c.request("PURGE", "/cache")
+        with pytest.raises(rs.DeadlineExceededError):
+            await c.get("/slow")
+    unavailable, purge, timed_out = exporter.get_finished_spans()
+    assert unavailable.status.status_code is StatusCode.ERROR
+    assert purge.name == "HTTP"
+    assert purge.attributes is not None
+    assert purge.attributes["http.request.method"] == "_OTHER"
+    assert purge.attributes["http.request.method_original"] == "PURGE"
+    assert purge.status.status_code is StatusCode.ERROR  # a 4xx, for a client span
+    assert timed_out.status.status_code is StatusCode.ERROR  # cancelled by the Timeout
+
+
+async def test_a_tracer_provider_set_later_is_seen_within_a_tenth_of_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry import trace
+
+    from resilient.http import _transport
+
+    clock = [1000.0]
+    monkeypatch.setattr(_transport, "time", type("Clock", (), {"monotonic": lambda: clock[0]}))
+    providers: list[Any] = [trace.ProxyTracerProvider()]
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: providers[0])
+    async with client(Server(200, 200, 200)) as c:
+        await c.get("/")
+        providers[0] = TracerProvider()  # as if set globally now
+        await c.get("/")
+        assert not c._transport._tracing  # type: ignore[attr-defined]
+        clock[0] += 0.1
+        await c.get("/")
+        assert c._transport._tracing  # type: ignore[attr-defined]
+
+
+async def test_in_testing_mode_a_retry_after_past_the_cap_still_gives_up() -> None:
+    """Testing mode skips the waits, not the refusal of a wait production would refuse."""
+    server = Server((503, {"Retry-After": "1200"}), 200)
+    with rs.testing.set_testing(attempts=2):
+        async with client(server) as c:
+            with pytest.raises(rsh.RetryAfterTooLongError) as info:
+                await c.get("/")
+    assert info.value.retry_after == 1200.0
+    assert len(server.requests) == 1

@@ -18,7 +18,13 @@ __all__ = ["Classifier"]
 
 
 class Classifier(Protocol):
-    """What an outcome means, for the policies of one call."""
+    """What an outcome means, for the policies of one call.
+
+    A classifier may also have a ``replayable`` attribute: when it is false, the
+    call cannot be made twice (an HTTP request whose body is a one-shot stream),
+    and `Hedging` makes a single attempt (`Retry` asks `should_retry`, which
+    should then say no).
+    """
 
     def accepts(self, result: Any) -> bool:
         """Whether *result* is an ordinary success that no policy needs to judge.

@@ -145,7 +145,7 @@ class HttpCall(Context):
     the cyclic garbage collector.
     """
 
-    __slots__ = ("_options", "_stream", "key", "refused", "request")
+    __slots__ = ("_options", "_stream", "key", "refused", "request", "sent", "streams")
 
     def __init__(
         self,
@@ -174,6 +174,15 @@ class HttpCall(Context):
         self._stream = request.stream
         self.key = key
         self.refused: tuple[float, Any] | None = None  # (the server's delay, response)
+        self.sent = 0  # attempts sent, retries and hedges alike
+        # Streamed responses handed over unread, with the context of their attempt.
+        self.streams: list[tuple[Context, Any]] | None = None
+
+    def keep_stream(self, ctx: Context, response: Any) -> None:
+        """Remember a streamed response, to close it if it is not the call's answer."""
+        if self.streams is None:
+            self.streams = []
+        self.streams.append((ctx, response))
 
     # Asked only when something failed: computed then, not for every request.
 
@@ -200,8 +209,8 @@ class HttpCall(Context):
         if exc is None:
             response: Any = outcome.result
             status = response.status_code
-            if status == 409:  # noqa: PLR2004 -- the same key still being processed
-                return self.key is not None
+            if status == 409 and self.key is not None:  # noqa: PLR2004 -- the same key, busy
+                return True
             return status in self._options.retry_statuses and self.idempotent
         names = _names(exc)
         if names & _NOT_SENT:

@@ -281,8 +281,10 @@ class Redaction:
     def redact_url(self, url: Any) -> str:
         """*url* as text, with sensitive query values and the userinfo secret replaced.
 
-        The password of ``user:password@host`` is replaced; so is a lone
-        ``token@host``, since tokens are often sent as the user name.
+        Both parts of ``user:password@host`` are replaced, and so is a lone
+        ``token@host``: tokens are often sent as the user name, with or without
+        an empty password (``https://sk_live_...:@host``), and OpenTelemetry asks
+        for ``REDACTED:REDACTED@`` in ``url.full``.
         Parameters in the fragment (``#access_token=...``) are redacted like
         the query. Everything else, including the percent-encoding of what is
         kept, is left as it was.
@@ -310,8 +312,8 @@ class Redaction:
         userinfo, at, host = authority.rpartition("@")
         if not at:
             return base
-        user, colon, _ = userinfo.partition(":")
-        hidden = f"{user}:{self.placeholder}" if colon else self.placeholder
+        colon = ":" in userinfo
+        hidden = f"{self.placeholder}:{self.placeholder}" if colon else self.placeholder
         return f"{scheme}//{hidden}@{host}{slash}{path}"
 
     def _is_secret_param(self, name: str) -> bool:
@@ -399,8 +401,9 @@ class Redaction:
         _, slashes, after = base.partition("//")
         userinfo, at, _ = after.partition("/")[0].rpartition("@")
         if slashes and at:
-            user, colon, password = userinfo.partition(":")
-            yield from _encodings(password if colon else user)
+            for part in userinfo.split(":", 1):
+                if part:
+                    yield from _encodings(part)
 
     def _body_secrets(self, value: Any, depth: int, secrets: set[str]) -> None:
         # Cycles end at the depth limit; a secret that deep is not worth a bigger walk.

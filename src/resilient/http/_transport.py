@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,6 +27,9 @@ from ._errors import (
 )
 from ._redact import Redaction
 
+if sys.version_info < (3, 11):  # pragma: no cover -- a builtin from 3.11
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -35,6 +39,17 @@ if TYPE_CHECKING:
 __all__ = ["Transport", "default_pipeline"]
 
 _STREAMED_TYPES = (b"text/event-stream", b"application/x-ndjson", b"application/jsonl")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+"""Ports an origin has without saying: ``HTTP://h:80`` and ``http://h`` are one origin."""
+
+_KNOWN_METHODS = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"}
+)
+"""Methods OpenTelemetry names as they are; any other is recorded as ``_OTHER``."""
+
+_TRACING_RECHECK = 0.1
+"""Seconds between checks for a global tracer provider set after the transport was made."""
 
 # Content-Type values seen, and whether each is streamed: parsing one costs more than
 # the rest of the check, and a client sees few distinct values (bounded all the same).
@@ -63,8 +78,41 @@ def _json_body(request: Any) -> Any:
         return None
 
 
-_MAX_CHAIN = 8
-"""Chained causes of an error scrubbed at most (a cycle or a long chain stops there)."""
+_MAX_ERRORS = 32
+"""Errors scrubbed at most for one failure: its causes, contexts and group members."""
+
+_OSERROR_TEXTS = ("strerror", "filename", "filename2")
+"""An ``OSError``'s texts that ``str()`` reads from attributes of their own, not ``args``."""
+
+
+def _scrub_one(error: BaseException, scrub: Callable[[str], str]) -> None:
+    """Take secrets out of the texts of *error* itself, in place."""
+    args = error.args
+    if any(isinstance(arg, str) for arg in args):
+        cleaned = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in args)
+        if cleaned != args:
+            error.args = cleaned
+    if isinstance(error, OSError):
+        for name in _OSERROR_TEXTS:
+            text = getattr(error, name)
+            if isinstance(text, str):
+                setattr(error, name, scrub(text))
+    notes = getattr(error, "__notes__", None)
+    if isinstance(notes, list):
+        notes[:] = [scrub(note) if isinstance(note, str) else note for note in notes]
+
+
+async def _close_streams(
+    streams: list[tuple[Context, Any]], *, keep: Any, ctx: Context | None = None
+) -> None:
+    """Close the streamed responses handed over by *ctx*'s attempts (all if None), but *keep*."""
+    for entry in streams[:]:
+        owner, response = entry
+        if response is keep or (ctx is not None and owner is not ctx):
+            continue
+        streams.remove(entry)
+        with anyio.CancelScope(shield=True):  # a connection goes back even when cancelled
+            await response.aclose()
 
 
 class _Exchange:
@@ -101,8 +149,8 @@ class Transport(httpx.AsyncBaseTransport):
     Its client span per attempt stands for the attempt: ``Hook.trace_attempt`` is
     not called for HTTP attempts. Each response records what happened in
     ``response.extensions["resilient"]``:
-    ``attempts`` (1 for the first), ``delays`` (seconds waited before each retry)
-    and ``idempotency_key``.
+    ``attempts`` (requests the call had sent: 1 for the first, retries and hedges
+    alike), ``delays`` (seconds waited before each retry) and ``idempotency_key``.
 
     **Bodies.** A response is read inside the pipeline, so the total and
     per-attempt timeouts bound the whole exchange, body included, and an error
@@ -113,8 +161,10 @@ class Transport(httpx.AsyncBaseTransport):
     timeouts cover the exchange up to the headers, and reading the stream is
     bounded by the client's own read timeouts. A request whose body is a one-shot
     stream is never sent twice (`RequestNotReplayableError` if a custom predicate
-    asks for it). A response of a failed attempt is read and closed before
-    the next attempt, so its connection goes back to the pool.
+    asks for it), nor hedged. A response of a failed attempt is read and closed
+    before the next attempt, so its connection goes back to the pool; a streamed
+    one that is not the answer (refused by a predicate, or a losing hedge's) is
+    closed by the transport.
 
     **Idempotency keys.** POST and PATCH are retried only with an idempotency
     key. With *idempotency_keys*, the transport mints a high-entropy key for each
@@ -179,16 +229,16 @@ class Transport(httpx.AsyncBaseTransport):
         self._tracer = trace.get_tracer("resilient.http", __version__, tracer_provider)
         # Whether spans can record: always with a provider given here; else once
         # the global provider is set (OpenTelemetry allows that only once, so a
-        # yes is final). Until then the check is repeated every 256 attempts,
-        # because it costs more than the rest of an attempt's bookkeeping.
+        # yes is final). Until then the check is repeated every _TRACING_RECHECK
+        # seconds, not per attempt: it costs more than an attempt's bookkeeping.
         self._tracing = tracer_provider is not None
-        self._tracing_check = 0
+        self._tracing_next = 0.0
         self._key_header = self.classification.idempotency_header.lower().encode("latin-1")
 
     def __repr__(self) -> str:
         return f"resilient.http.Transport({self.policy.describe()})"
 
-    async def handle_async_request(self, request: Any) -> Any:
+    async def handle_async_request(self, request: Any) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
         """Send *request* through the pipeline; return the response of the last attempt."""
         options = self.classification
         # The caller's key, from the public raw pairs: httpx's Headers.get re-derives
@@ -199,7 +249,7 @@ class Transport(httpx.AsyncBaseTransport):
         for raw, value in request.headers.raw:
             # Lengths first: lower() makes a new bytes object, and few names match.
             if len(raw) == size and raw.lower() == name:
-                key = value.decode("latin-1")
+                key = value.decode(request.headers.encoding)  # as httpx reads it
                 break
         minted = False
         if key is None and self.idempotency_keys and not options.is_idempotent(request.method):
@@ -207,15 +257,19 @@ class Transport(httpx.AsyncBaseTransport):
             minted = True
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
+        scheme, port = url.scheme, url.port
+        if port is not None and _DEFAULT_PORTS.get(scheme) == port:
+            port = None  # httpx drops a default port only if the scheme was lower case
         # The pipeline's own hooks, else the installed ones, read now so that
         # set_hooks() reaches every transport (as Pipeline.new_context does).
         dispatch = self._dispatch or _dispatch.installed or _dispatch.current()
         call = HttpCall(options, request, key, dispatch, self._name)
-        call.partition = (url.scheme, host, url.port)
+        call.partition = (scheme, host, port)
         if call.operation is None and call.dispatch.hooks:
             # Few distinct values, no secrets: it names log events and the call's span
             # (made only when a hook is there to use it).
             call.operation = f"{request.method} {host}"
+        response = None
         try:
             response = await self.pipeline.run_context(call)
         except Exception as exc:
@@ -228,6 +282,8 @@ class Transport(httpx.AsyncBaseTransport):
             # The call is its own classifier: that loop cut, it is freed at once,
             # not left for the cyclic garbage collector.
             call.classifier = None
+            if call.streams is not None:
+                await _close_streams(call.streams, keep=response)
         refused = call.refused
         if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
@@ -253,39 +309,52 @@ class Transport(httpx.AsyncBaseTransport):
         """One attempt; the exchange's own coroutine when untraced (a frame less)."""
         del next_step  # the exchange is the call
         request = ctx.args[0]
-        # The call's classifier is the call (a hedge's context is a fork of it).
-        classifier = ctx.classifier
-        if ctx.attempt > 1 and isinstance(classifier, HttpCall) and not classifier.replayable:
+        # The call is the classifier of every context it runs in (a hedge's is a fork).
+        call: HttpCall = ctx.classifier  # type: ignore[assignment]
+        # Counted on the call, not read from ctx.attempt: Retry and Hedging each
+        # number their own attempts, and either may run inside the other.
+        if call.sent and not call.replayable:
             raise RequestNotReplayableError(self._line(request))
+        call.sent += 1
         if self.attempt_header is not None:
-            request.headers[self.attempt_header] = str(ctx.attempt)
+            request.headers[self.attempt_header] = str(call.sent)
         if not self._tracing:
-            self._tracing_check -= 1
-            if self._tracing_check >= 0:
-                return self._exchange(request, ctx)  # the hot path: no tracing
-            self._tracing_check = 255
+            if time.monotonic() < self._tracing_next:
+                return self._exchange(request, ctx, call)  # the hot path: no tracing
+            self._tracing_next = time.monotonic() + _TRACING_RECHECK
             self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
             if not self._tracing:
-                return self._exchange(request, ctx)
-        return self._traced_exchange(request, ctx)
+                return self._exchange(request, ctx, call)
+        return self._traced_exchange(request, ctx, call)
 
-    async def _traced_exchange(self, request: Any, ctx: Context) -> Any:
-        span = self._tracer.start_span(request.method, kind=trace.SpanKind.CLIENT)
+    async def _traced_exchange(self, request: Any, ctx: Context, call: HttpCall) -> Any:
+        method = request.method
+        span = self._tracer.start_span(
+            method if method in _KNOWN_METHODS else "HTTP", kind=trace.SpanKind.CLIENT
+        )
         if not span.is_recording():  # sampled out
-            return await self._exchange(request, ctx)
-        span.set_attributes(self._span_attributes(request, ctx))
+            return await self._exchange(request, ctx, call)
+        span.set_attributes(self._span_attributes(request, call.sent))
         with trace.use_span(span, end_on_exit=True):
             try:
-                response = await self._exchange(request, ctx)
+                response = await self._exchange(request, ctx, call)
             except BaseException as exc:
+                # use_span marks an Exception, not a cancellation (a Timeout's).
                 span.set_attribute("error.type", type(exc).__qualname__)
+                span.set_status(trace.StatusCode.ERROR, type(exc).__qualname__)
                 raise
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 400:  # noqa: PLR2004 -- OTel semconv
-                span.set_attribute("error.type", str(response.status_code))
+            status = response.status_code
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:  # noqa: PLR2004 -- OTel semconv: an error for a client span
+                span.set_attribute("error.type", str(status))
+                span.set_status(trace.StatusCode.ERROR)
             return response
 
-    async def _exchange(self, request: Any, ctx: Context) -> Any:
+    async def _exchange(self, request: Any, ctx: Context, call: HttpCall) -> Any:
+        if call.streams is not None:
+            # A stream this context got from an earlier attempt was not accepted,
+            # or it would not be trying again: its connection goes back first.
+            await _close_streams(call.streams, keep=None, ctx=ctx)
         transport = self._next
         if transport is None:
             transport = self._next_for(request)
@@ -297,21 +366,24 @@ class Transport(httpx.AsyncBaseTransport):
         try:
             # A body already in memory (a mock's, a cache's) needs no read, nor the
             # Content-Type check that decides whether to read it here.
-            if not response.is_stream_consumed and (
-                response.status_code >= 400 or not self._streamed(request, response)  # noqa: PLR2004
-            ):
-                await response.aread()
+            if not response.is_stream_consumed:
+                if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
+                    await response.aread()
+                else:
+                    # Handed over unread: closed when the call ends, unless it is the
+                    # answer (a hedge that lost, a result a predicate refused).
+                    call.keep_stream(ctx, response)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             if isinstance(exc, Exception):
                 self._scrub(exc, request)
             raise
-        attempt = ctx.attempt
-        delays = list(ctx.attributes.get("resilient.delays", ())) if attempt > 1 else []
+        attributes = ctx._attributes  # noqa: SLF001 -- None until a policy wrote one
+        delays = attributes.get("resilient.delays") if attributes else None
         response.extensions["resilient"] = {
-            "attempts": attempt,
-            "delays": delays,
+            "attempts": call.sent,
+            "delays": list(delays) if delays else [],
             "idempotency_key": ctx.idempotency_key,
         }
         return response
@@ -321,32 +393,38 @@ class Transport(httpx.AsyncBaseTransport):
 
         A transport's error may quote the URL or a header; everything that reports
         the error after this (our logs, the attempt's span, the caller) then sees
-        it redacted. The causes it chains are scrubbed too.
+        it redacted. Its messages, an ``OSError``'s own texts and notes are
+        scrubbed, and so are the errors it chains (cause and context) and, for
+        an exception group, its members.
         """
         scrub = self.redaction.scrubber(request.headers, request.url, body=_json_body(request))
         if not scrub:
             return
         seen: set[int] = set()
-        error: BaseException | None = exc
-        while error is not None and id(error) not in seen and len(seen) < _MAX_CHAIN:
+        pending: list[BaseException] = [exc]
+        while pending and len(seen) < _MAX_ERRORS:
+            error = pending.pop()
+            if id(error) in seen:
+                continue
             seen.add(id(error))
-            args = error.args
-            if any(isinstance(arg, str) for arg in args):
-                cleaned = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in args)
-                if cleaned != args:
-                    error.args = cleaned
-            error = error.__cause__ or error.__context__
+            _scrub_one(error, scrub)
+            pending.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+            if isinstance(error, BaseExceptionGroup):
+                pending.extend(error.exceptions)
 
-    def _span_attributes(self, request: Any, ctx: Context) -> dict[str, Any]:
+    def _span_attributes(self, request: Any, sent: int) -> dict[str, Any]:
         url = request.url
+        method = request.method
         attributes: dict[str, Any] = {
-            "http.request.method": request.method,
+            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
             "url.full": self.redaction.redact_url(url),
             "server.address": url.host,
             "server.port": url.port or (443 if url.scheme == "https" else 80),
         }
-        if ctx.attempt > 1:
-            attributes["http.request.resend_count"] = ctx.attempt - 1
+        if method not in _KNOWN_METHODS:
+            attributes["http.request.method_original"] = method
+        if sent > 1:  # requests this call sent, this one included: retries and hedges
+            attributes["http.request.resend_count"] = sent - 1
         return attributes
 
     @staticmethod

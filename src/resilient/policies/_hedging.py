@@ -135,9 +135,11 @@ class Hedging:
     Every hedge (each attempt after the first) takes a token from *budget*, as
     retries do, and each call won by an acceptable result earns tokens back. When
     the budget refuses, the call starts no more hedges: the attempts under way
-    carry on alone. In testing mode (`resilient.testing.set_testing`) a call makes
-    at most the mode's *attempts*; the delay is kept. Per-call state lives in local
-    variables, so one `Hedging` serves any number of concurrent calls.
+    carry on alone. A call whose classifier says it is not ``replayable`` (an HTTP
+    request whose body is a one-shot stream) makes one attempt, unhedged. In
+    testing mode (`resilient.testing.set_testing`) a call makes at most the mode's
+    *attempts*; the delay is kept. Per-call state lives in local variables, so one
+    `Hedging` serves any number of concurrent calls.
 
     ================  ===========================================================
     Option            Default
@@ -208,6 +210,8 @@ class Hedging:
         mode = testing_mode.get()
         if mode is not None and mode.attempts is not None:
             attempts = min(attempts, mode.attempts)
+        if not getattr(ctx.classifier, "replayable", True):
+            attempts = 1  # a call that cannot be sent twice (a streamed HTTP body) is not hedged
         try:
             async with anyio.create_task_group() as tg:
                 race = _Race(tg.cancel_scope)

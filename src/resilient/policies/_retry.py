@@ -292,9 +292,11 @@ class Retry:
             self._record(state, attempt, outcome)
         if attempt >= attempts:
             return 0.0, "attempts"
-        delay = self._delay(ctx, attempt, outcome, state, previous) if waits else 0.0
-        if delay == math.inf:
+        delay = self._delay(ctx, attempt, outcome, state, previous)
+        if delay == math.inf:  # asked even without waits: giving up is what production does
             return delay, "delay_hint"
+        if not waits:
+            delay = 0.0
         return delay, self._refusal(ctx, state, delay, total_delay)
 
     def _refusal(

@@ -398,7 +398,8 @@ class FaultTransport(httpx.AsyncBaseTransport):
         fault = self._draw_fault()
         error: BaseException | None = None
         kind: str | int
-        if isinstance(fault, int) or fault in {_OK, _HANG}:
+        # Not `fault in {...}`: an error factory may be unhashable.
+        if isinstance(fault, int) or (isinstance(fault, str) and fault in (_OK, _HANG)):
             kind = fault  # a status, "ok" or "hang"
         else:
             error = self._error(fault, request)

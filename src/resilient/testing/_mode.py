@@ -46,7 +46,9 @@ def set_testing(
 
     In testing mode every `Retry` and `Hedging` makes at most *attempts* attempts
     (``None``: its own number), and `Retry`, unless *waits*, does not wait between
-    them. Timeouts and hedging delays are untouched. The mode lives in a context
+    them; a wait the downstream asks for that makes `Retry` give up (a
+    ``Retry-After`` past the cap, say) still does. Timeouts and hedging delays are
+    untouched. The mode lives in a context
     variable, so it covers the current task and the tasks it starts, and never
     leaks into concurrent tests::
 
