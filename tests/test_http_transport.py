@@ -680,3 +680,41 @@ async def test_in_testing_mode_a_retry_after_past_the_cap_still_gives_up() -> No
                 await c.get("/")
     assert info.value.retry_after == 1200.0
     assert len(server.requests) == 1
+
+
+async def test_a_retry_after_past_a_hedges_own_deadline_gives_up_at_once() -> None:
+    """A Timeout inside Hedging narrows the hedge's deadline only: the server's wait is
+    weighed against that one, and the call still ends in RetryAfterTooLongError."""
+    server = Server((503, {"Retry-After": "10"}), (503, {"Retry-After": "10"}), 200)
+    policy = rs.Pipeline(
+        rs.Hedging(delay=math.inf, budget=None), rs.Timeout(5.0), rs.Retry(budget=None), hooks=[]
+    )
+    async with client(server, policy) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError) as info:
+            await c.get("/")
+    assert info.value.retry_after == 10.0
+    assert len(server.requests) == 2  # one per hedge, none waited for
+
+
+async def test_a_hedges_context_has_every_field_and_shares_the_calls_record() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def key(ctx: Context) -> str:
+        seen.append({name: getattr(ctx, name) for name in Context.__slots__})
+        return "one"
+
+    waits = iter([1.0, 0.5])  # the hedge answers first
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await sleep(next(waits))
+        return httpx.Response(200)
+
+    policy = rs.Pipeline(rs.Hedging(delay=0, budget=None), rs.CircuitBreaker(key=key), hooks=[])
+    transport = rsh.Transport(policy, httpx.MockTransport(answer))
+    async with httpx.AsyncClient(transport=transport) as c:
+        response = await c.post("https://api.example/", headers={"Idempotency-Key": "k1"})
+    assert [s["attempt"] for s in sorted(seen, key=lambda s: s["attempt"])] == [1, 2]
+    assert all(s["idempotency_key"] == "k1" for s in seen)
+    assert all(s["partition"] == ("https", "api.example", None) for s in seen)
+    assert all(s["classifier"] is not None for s in seen)
+    assert response.extensions["resilient"]["attempts"] == 2  # the call's count, not a hedge's

@@ -178,6 +178,16 @@ class HttpCall(Context):
         # Streamed responses handed over unread, with the context of their attempt.
         self.streams: list[tuple[Context, Any]] | None = None
 
+    def fork(self) -> HttpCall:
+        """A hedge's context: its own deadline and attempt, the call's request and record.
+
+        It is its own classifier, so that a ``Retry-After`` is weighed against the
+        deadline of the hedge it came in (a `Timeout` inside `Hedging` narrows only
+        that), while what the call has sent, its open streams and a refused wait
+        stay the call's.
+        """
+        return _HttpFork(self)
+
     def keep_stream(self, ctx: Context, response: Any) -> None:
         """Remember a streamed response, to close it if it is not the call's answer."""
         if self.streams is None:
@@ -245,3 +255,54 @@ class HttpCall(Context):
             self.refused = (asked.requested, response)
             return math.inf  # Retry gives up at once; Transport raises RetryAfterTooLongError
         return asked.requested
+
+
+_FORKED = (
+    *(name for name in Context.__slots__ if name != "classifier"),
+    "_options",
+    "_stream",
+    "key",
+    "request",
+)
+"""The fields a fork copies: Context's (bar the classifier, itself) and the request's."""
+
+
+class _HttpFork(HttpCall):
+    """`HttpCall.fork`: a concurrent attempt's view of the call."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, parent: HttpCall) -> None:
+        # Not HttpCall.__init__: the fields are the parent's, and the record the call's.
+        self._call: HttpCall = getattr(parent, "_call", parent)
+        for name in _FORKED:
+            setattr(self, name, getattr(parent, name))
+        if self._attributes is not None:
+            self._attributes = dict(self._attributes)  # as Context.fork: the hedge's own
+        self.classifier = self  # freed by the cyclic collector: hedged calls are few
+
+    # The call's record, not the fork's.
+
+    @property
+    def sent(self) -> int:
+        return self._call.sent
+
+    @sent.setter
+    def sent(self, value: int) -> None:
+        self._call.sent = value
+
+    @property
+    def streams(self) -> list[tuple[Context, Any]] | None:
+        return self._call.streams
+
+    @streams.setter
+    def streams(self, value: list[tuple[Context, Any]] | None) -> None:
+        self._call.streams = value
+
+    @property
+    def refused(self) -> tuple[float, Any] | None:
+        return self._call.refused
+
+    @refused.setter
+    def refused(self, value: tuple[float, Any] | None) -> None:
+        self._call.refused = value
