@@ -568,3 +568,31 @@ def test_every_text_of_an_error_from_below_is_scrubbed(
     shown = "".join(traceback.format_exception(error)) + repr(hidden)
     assert "[REDACTED]" in shown
     assert "canary-key-0001" not in shown
+
+
+def test_an_error_that_refuses_a_scrubbed_text_is_still_the_one_raised() -> None:
+    """An OSError subclass whose strerror is a read-only property: the scrub leaves that
+    text alone rather than raise an AttributeError in the error's place."""
+    from resilient import Pipeline
+    from resilient.http import Transport
+    from resilient.testing import run
+
+    class ProxyRefusedError(OSError):
+        @property
+        def strerror(self) -> str:  # type: ignore[override]
+            return "proxy refused"
+
+    def refuse(_: httpx.Request) -> httpx.Response:
+        raise ProxyRefusedError(111, "refused")
+
+    transport = Transport(Pipeline(), next_transport=httpx.MockTransport(refuse))
+
+    async def main() -> BaseException:
+        async with httpx.AsyncClient(transport=transport) as client:
+            try:
+                await client.get(KEYED_URL)
+            except BaseException as exc:
+                return exc
+        raise AssertionError
+
+    assert isinstance(run(main), ProxyRefusedError)

@@ -718,3 +718,60 @@ async def test_a_hedges_context_has_every_field_and_shares_the_calls_record() ->
     assert all(s["partition"] == ("https", "api.example", None) for s in seen)
     assert all(s["classifier"] is not None for s in seen)
     assert response.extensions["resilient"]["attempts"] == 2  # the call's count, not a hedge's
+
+
+async def test_a_refused_streamed_answer_is_closed_not_handed_over() -> None:
+    """A streamed 202 that asks for an hour: the call gives up, and the response the
+    error carries no longer holds its connection."""
+    streams: list[_Tracked] = []
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        headers = {"content-type": "text/event-stream", "retry-after": "3600"}
+        return httpx.Response(202, headers=headers, stream=_Tracked(streams))
+
+    retry = rs.Retry(on_result=lambda r: r.status_code == 202, backoff=FAST, budget=None)
+    async with client(Server(answer), rs.Pipeline(retry, hooks=[])) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError) as info:
+            await c.get("/")
+    assert info.value.response.is_closed
+    assert [s.closed for s in streams] == [True]
+
+
+async def test_a_losing_streams_close_error_does_not_replace_the_answer() -> None:
+    class Broken(_Tracked):
+        async def aclose(self) -> None:
+            await super().aclose()
+            raise httpx.ReadError("reset while closing")
+
+    streams: list[_Tracked] = []
+    waits = iter([0.0, 0.5])  # the first answers first, is refused, and then loses
+
+    async def answer(_: httpx.Request) -> httpx.Response:
+        wait = next(waits)
+        await sleep(wait)
+        stream = (Broken if wait == 0 else _Tracked)(streams)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
+
+    refuse_first = iter([True, False])
+    hedging = rs.Hedging(delay=0, on_result=lambda _: next(refuse_first), budget=None)
+    transport = rsh.Transport(rs.Pipeline(hedging, hooks=[]), httpx.MockTransport(answer))
+    async with httpx.AsyncClient(transport=transport) as c:
+        request = c.build_request("GET", "https://api.example/")
+        response = await c.send(request, stream=True)
+        assert response.status_code == 200
+        await response.aclose()
+    assert [s.closed for s in streams] == [True, True]
+
+
+async def test_a_streamed_call_is_freed_without_the_collector() -> None:
+    streams: list[_Tracked] = []
+    gc.collect()
+    gc.disable()
+    try:
+        async with client(Server(_event_stream(streams)), rs.Pipeline(hooks=[])) as c:
+            request = c.build_request("GET", "/")
+            response = await c.send(request, stream=True)
+            await response.aclose()
+        assert [o for o in gc.get_objects() if isinstance(o, HttpCall)] == []
+    finally:
+        gc.enable()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
@@ -81,22 +82,26 @@ def _json_body(request: Any) -> Any:
 _MAX_ERRORS = 32
 """Errors scrubbed at most for one failure: its causes, contexts and group members."""
 
-_OSERROR_TEXTS = ("strerror", "filename", "filename2")
+_OSERROR_TEXTS = ("errno", "strerror", "filename", "filename2")
 """An ``OSError``'s texts that ``str()`` reads from attributes of their own, not ``args``."""
 
 
 def _scrub_one(error: BaseException, scrub: Callable[[str], str]) -> None:
     """Take secrets out of the texts of *error* itself, in place."""
     args = error.args
-    if any(isinstance(arg, str) for arg in args):
-        cleaned = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in args)
-        if cleaned != args:
-            error.args = cleaned
+    # A class may refuse a new value (a read-only property): the error it raises
+    # must not replace the one being reported, so that text is left as it is.
+    with contextlib.suppress(AttributeError, TypeError):
+        if any(isinstance(arg, str) for arg in args):
+            cleaned = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in args)
+            if cleaned != args:
+                error.args = cleaned
     if isinstance(error, OSError):
-        for name in _OSERROR_TEXTS:
-            text = getattr(error, name)
+        for name in _OSERROR_TEXTS:  # errno too: OSError("text", "text") keeps text there
+            text = getattr(error, name, None)
             if isinstance(text, str):
-                setattr(error, name, scrub(text))
+                with contextlib.suppress(AttributeError, TypeError):
+                    setattr(error, name, scrub(text))
     notes = getattr(error, "__notes__", None)
     if isinstance(notes, list):
         notes[:] = [scrub(note) if isinstance(note, str) else note for note in notes]
@@ -111,7 +116,9 @@ async def _close_streams(
         if response is keep or (ctx is not None and owner is not ctx):
             continue
         streams.remove(entry)
-        with anyio.CancelScope(shield=True):  # a connection goes back even when cancelled
+        # Shielded: a connection goes back even when cancelled. A close that fails
+        # drops the connection with the response: not an error to replace the call's.
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await response.aclose()
 
 
@@ -280,10 +287,15 @@ class Transport(httpx.AsyncBaseTransport):
             raise
         finally:
             # The call is its own classifier: that loop cut, it is freed at once,
-            # not left for the cyclic garbage collector.
+            # not left for the cyclic garbage collector (as is the loop through
+            # its list of streams, each entry naming the call's context).
             call.classifier = None
-            if call.streams is not None:
-                await _close_streams(call.streams, keep=response)
+            streams, call.streams = call.streams, None
+            if streams is not None:
+                # A refused answer is not handed over: its stream goes back too.
+                refused = call.refused
+                keep = None if refused is not None and refused[1] is response else response
+                await _close_streams(streams, keep=keep)
         refused = call.refused
         if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
@@ -408,7 +420,9 @@ class Transport(httpx.AsyncBaseTransport):
                 continue
             seen.add(id(error))
             _scrub_one(error, scrub)
-            pending.extend(e for e in (error.__cause__, error.__context__) if e is not None)
+            # The cause is taken first: it is what a traceback shows, should the
+            # walk reach its limit.
+            pending.extend(e for e in (error.__context__, error.__cause__) if e is not None)
             if isinstance(error, BaseExceptionGroup):
                 pending.extend(error.exceptions)
 
