@@ -48,9 +48,8 @@ def set_testing(
     (``None``: its own number), and `Retry`, unless *waits*, does not wait between
     them; a wait the downstream asks for that makes `Retry` give up (a
     ``Retry-After`` past the cap, say) still does. Timeouts and hedging delays are
-    untouched. The mode lives in a context
-    variable, so it covers the current task and the tasks it starts, and never
-    leaks into concurrent tests::
+    untouched. The mode lives in a context variable, so it covers the current task
+    and the tasks it starts, and never leaks into concurrent tests::
 
         with resilient.testing.set_testing(attempts=2):
             await client_code()   # at most 2 attempts, no waits
