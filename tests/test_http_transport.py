@@ -567,7 +567,25 @@ def _event_stream(log: list[_Tracked]) -> Callable[[httpx.Request], httpx.Respon
     return answer
 
 
-async def test_a_streamed_answer_a_predicate_refused_is_closed_before_the_next_attempt() -> None:
+@pytest.mark.parametrize(
+    "policy",
+    [
+        pytest.param(lambda refuse: rs.Retry(on_result=refuse, budget=None), id="retry"),
+        pytest.param(
+            lambda refuse: rs.Hedging(delay=math.inf, on_result=refuse, budget=None),
+            id="failover-hedging",
+        ),
+        pytest.param(
+            lambda refuse: rs.Pipeline(
+                rs.Retry(on_result=refuse, budget=None), rs.Hedging(delay=math.inf, budget=None)
+            ),
+            id="retry-over-hedging",
+        ),
+    ],
+)
+async def test_a_streamed_answer_a_predicate_refused_is_closed_before_the_next_attempt(
+    policy: Callable[[Callable[[Any], bool]], Any],
+) -> None:
     streams: list[_Tracked] = []
     closed_when_sent: list[bool] = []
 
@@ -576,9 +594,8 @@ async def test_a_streamed_answer_a_predicate_refused_is_closed_before_the_next_a
         return _event_stream(streams)(request)
 
     refuse_first = iter([True, False])
-    retry = rs.Retry(on_result=lambda _: next(refuse_first), backoff=FAST, budget=None)
-    server = Server(answer, answer)
-    async with client(server, rs.Pipeline(retry, hooks=[])) as c, c.stream("GET", "/") as r:
+    pipeline = rs.Pipeline(policy(lambda _: next(refuse_first)), hooks=[])
+    async with client(Server(answer, answer), pipeline) as c, c.stream("GET", "/") as r:
         assert [chunk async for chunk in r.aiter_bytes()] == [b"data: 1\n\n"]
     assert closed_when_sent == [True, True]  # the first was closed before the second went
     assert [s.closed for s in streams] == [True, True]  # the second by the caller

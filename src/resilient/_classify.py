@@ -14,16 +14,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ._outcome import Outcome
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "release"]
 
 
 class Classifier(Protocol):
     """What an outcome means, for the policies of one call.
 
-    A classifier may also have a ``replayable`` attribute: when it is false, the
-    call cannot be made twice (an HTTP request whose body is a one-shot stream),
-    and `Hedging` makes a single attempt (`Retry` asks `should_retry`, which
-    should then say no).
+    Two more members are optional, and looked up when needed:
+
+    - ``replayable``: when false, the call cannot be made twice (an HTTP request
+      whose body is a one-shot stream), and `Hedging` makes a single attempt
+      (`Retry` asks `should_retry`, which should then say no);
+    - ``async release(result)``: called with a result a policy drops (`Retry`
+      before its next attempt, `Hedging` for a hedge that lost or was
+      superseded), so that a result holding a resource (a streamed HTTP
+      response and its connection) gives it back at once.
     """
 
     def accepts(self, result: Any) -> bool:
@@ -45,3 +50,12 @@ class Classifier(Protocol):
     def delay_hint(self, outcome: Outcome[Any]) -> float | None:
         """The wait the downstream asked for; ``math.inf`` to give up now; None: no hint."""
         ...
+
+
+async def release(classifier: object, outcome: Outcome[Any] | None) -> None:
+    """Give a dropped *outcome*'s result to *classifier*'s ``release``, if it has one."""
+    if outcome is None or outcome.exception is not None:
+        return
+    give_back = getattr(classifier, "release", None)
+    if give_back is not None:
+        await give_back(outcome.result)

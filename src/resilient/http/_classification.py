@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from .._clock import now
 from .._context import Context
@@ -175,8 +178,7 @@ class HttpCall(Context):
         self.key = key
         self.refused: tuple[float, Any] | None = None  # (the server's delay, response)
         self.sent = 0  # attempts sent, retries and hedges alike
-        # Streamed responses handed over unread, with the context of their attempt.
-        self.streams: list[tuple[Context, Any]] | None = None
+        self.streams: list[Any] | None = None  # streamed responses handed over unread
 
     def fork(self) -> HttpCall:
         """A hedge's context: its own deadline and attempt, the call's request and record.
@@ -188,11 +190,22 @@ class HttpCall(Context):
         """
         return _HttpFork(self)
 
-    def keep_stream(self, ctx: Context, response: Any) -> None:
+    def keep_stream(self, response: Any) -> None:
         """Remember a streamed response, to close it if it is not the call's answer."""
         if self.streams is None:
             self.streams = []
-        self.streams.append((ctx, response))
+        self.streams.append(response)
+
+    async def release(self, result: Any) -> None:
+        """Close *result*, a response a policy drops, if it is a stream still open.
+
+        `Retry` calls it before the next attempt, `Hedging` for a hedge that lost
+        or was superseded, so that the response's connection goes back to the
+        pool then, not when the call ends (see `resilient.Classifier`).
+        """
+        streams = self.streams
+        if streams and any(response is result for response in streams):
+            await close_streams([result], streams)
 
     # Asked only when something failed: computed then, not for every request.
 
@@ -257,6 +270,22 @@ class HttpCall(Context):
         return asked.requested
 
 
+async def close_streams(responses: list[Any], kept: list[Any], keep: Any = None) -> None:
+    """Close *responses* but *keep*, and forget them in *kept*.
+
+    Shielded: a connection goes back even when the caller is cancelled. A close
+    that fails drops the connection with the response; it is not an error to
+    replace the call's outcome.
+    """
+    for response in responses[:]:
+        if response is keep:
+            continue
+        with contextlib.suppress(ValueError):
+            kept.remove(response)
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await response.aclose()
+
+
 _FORKED = (
     *(name for name in Context.__slots__ if name != "classifier"),
     "_options",
@@ -292,11 +321,11 @@ class _HttpFork(HttpCall):
         self._call.sent = value
 
     @property
-    def streams(self) -> list[tuple[Context, Any]] | None:
+    def streams(self) -> list[Any] | None:
         return self._call.streams
 
     @streams.setter
-    def streams(self, value: list[tuple[Context, Any]] | None) -> None:
+    def streams(self, value: list[Any] | None) -> None:
         self._call.streams = value
 
     @property

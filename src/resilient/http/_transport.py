@@ -20,7 +20,7 @@ from ..instrumentation._dispatch import Dispatch
 from ..policies._breaker import CircuitBreaker
 from ..policies._retry import Retry
 from ..policies._timeout import Timeout
-from ._classification import HttpCall, HttpClassification
+from ._classification import HttpCall, HttpClassification, close_streams
 from ._errors import (
     IdempotencyKeyMismatchError,
     RequestNotReplayableError,
@@ -105,21 +105,6 @@ def _scrub_one(error: BaseException, scrub: Callable[[str], str]) -> None:
     notes = getattr(error, "__notes__", None)
     if isinstance(notes, list):
         notes[:] = [scrub(note) if isinstance(note, str) else note for note in notes]
-
-
-async def _close_streams(
-    streams: list[tuple[Context, Any]], *, keep: Any, ctx: Context | None = None
-) -> None:
-    """Close the streamed responses handed over by *ctx*'s attempts (all if None), but *keep*."""
-    for entry in streams[:]:
-        owner, response = entry
-        if response is keep or (ctx is not None and owner is not ctx):
-            continue
-        streams.remove(entry)
-        # Shielded: a connection goes back even when cancelled. A close that fails
-        # drops the connection with the response: not an error to replace the call's.
-        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-            await response.aclose()
 
 
 class _Exchange:
@@ -287,15 +272,14 @@ class Transport(httpx.AsyncBaseTransport):
             raise
         finally:
             # The call is its own classifier: that loop cut, it is freed at once,
-            # not left for the cyclic garbage collector (as is the loop through
-            # its list of streams, each entry naming the call's context).
+            # not left for the cyclic garbage collector.
             call.classifier = None
-            streams, call.streams = call.streams, None
-            if streams is not None:
+            streams = call.streams
+            if streams:
                 # A refused answer is not handed over: its stream goes back too.
                 refused = call.refused
                 keep = None if refused is not None and refused[1] is response else response
-                await _close_streams(streams, keep=keep)
+                await close_streams(streams, streams, keep)
         refused = call.refused
         if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
@@ -363,10 +347,6 @@ class Transport(httpx.AsyncBaseTransport):
             return response
 
     async def _exchange(self, request: Any, ctx: Context, call: HttpCall) -> Any:
-        if call.streams is not None:
-            # A stream this context got from an earlier attempt was not accepted,
-            # or it would not be trying again: its connection goes back first.
-            await _close_streams(call.streams, keep=None, ctx=ctx)
         transport = self._next
         if transport is None:
             transport = self._next_for(request)
@@ -382,9 +362,9 @@ class Transport(httpx.AsyncBaseTransport):
                 if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
                     await response.aread()
                 else:
-                    # Handed over unread: closed when the call ends, unless it is the
-                    # answer (a hedge that lost, a result a predicate refused).
-                    call.keep_stream(ctx, response)
+                    # Handed over unread: if a policy drops it (release) or it is not
+                    # the answer when the call ends, the transport closes it.
+                    call.keep_stream(response)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await response.aclose()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from .._classify import release
 from .._clock import now
 from .._mode import testing_mode
 from .._outcome import Outcome
@@ -72,15 +73,22 @@ class _Race:
         self.unanswered = 0  # failed attempts not yet answered by a new hedge
         self.wake = anyio.Event()
 
-    def failed(self, outcome: Outcome[Any]) -> None:
-        if self.decided is None:
-            self.last_failure = outcome
-            self.unanswered += 1
+    def failed(self, outcome: Outcome[Any]) -> Outcome[Any] | None:
+        """Record a failed attempt; return the outcome no longer needed (to release)."""
+        if self.decided is not None:
+            return outcome
+        superseded, self.last_failure = self.last_failure, outcome
+        self.unanswered += 1
+        return superseded
 
-    def decide(self, outcome: Outcome[Any]) -> None:
-        if self.decided is None:
-            self.decided = outcome
-            self.cancel.cancel()  # the other attempts, and the wait for the next hedge
+    def decide(self, outcome: Outcome[Any]) -> Outcome[Any] | None:
+        """Settle the call on *outcome*; return the outcome no longer needed (to release)."""
+        if self.decided is not None:
+            return outcome  # a loser
+        self.decided = outcome
+        self.cancel.cancel()  # the other attempts, and the wait for the next hedge
+        superseded, self.last_failure = self.last_failure, None
+        return superseded
 
     async def next_hedge_due(self, delay: float) -> bool:
         """Wait until an attempt fails or *delay* passes; False if the call is decided."""
@@ -136,7 +144,9 @@ class Hedging:
     retries do, and each call won by an acceptable result earns tokens back. When
     the budget refuses, the call starts no more hedges: the attempts under way
     carry on alone. A call whose classifier says it is not ``replayable`` (an HTTP
-    request whose body is a one-shot stream) makes one attempt, unhedged. In
+    request whose body is a one-shot stream) makes one attempt, unhedged; a result
+    the call drops (a loser's, or a failure the next hedge supersedes) goes to the
+    classifier's ``release``, if it has one. In
     testing mode (`resilient.testing.set_testing`) a call makes at most the mode's
     *attempts*; the delay is kept. Per-call state lives in local variables, so one
     `Hedging` serves any number of concurrent calls.
@@ -225,6 +235,10 @@ class Hedging:
                     if self.budget is not None and not self.budget.try_retry():
                         break
                     attempt += 1
+                    # The new attempt's outcome will supersede the last failure (or a
+                    # decision will): let that one's result go now, not at the end.
+                    superseded, race.last_failure = race.last_failure, None
+                    await release(ctx.classifier, superseded)
         except BaseExceptionGroup as group:
             # Raised by a predicate, or a BaseException (not an Exception) of an
             # attempt: the caller gets that exception, not the group around it.
@@ -265,19 +279,13 @@ class Hedging:
                     failed = classifier.should_retry(outcome)
                 else:
                     failed = self._match(exc)
-                if failed:
-                    race.failed(outcome)
+            else:
+                outcome = Outcome(result)
+                if self.on_result is not None:
+                    failed = bool(self.on_result(result))
                 else:
-                    race.decide(outcome)
-                return
-            outcome = Outcome(result)
-            if self.on_result is not None:
-                failed = bool(self.on_result(result))
-            else:
-                failed = ctx.classifier is not None and ctx.classifier.should_retry(outcome)
-            if failed:
-                race.failed(outcome)
-            else:
-                race.decide(outcome)
+                    failed = ctx.classifier is not None and ctx.classifier.should_retry(outcome)
+            dropped = race.failed(outcome) if failed else race.decide(outcome)
+            await release(ctx.classifier, dropped)
         finally:
             race.wake.set()

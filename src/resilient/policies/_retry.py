@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 import tenacity
 
+from .._classify import release
 from .._clock import now, sleep
 from .._exceptions import RejectedError
 from .._mode import testing_mode
@@ -49,9 +50,11 @@ class Retry:
     An attempt failed if it raised an exception that *on* matches, or returned a
     result for which *on_result* is true. When *on* or *on_result* is left at its
     default and the call carries a classifier (`resilient.http.Transport` sets one),
-    the classifier decides instead, and supplies the delay hint. Before each
-    retry `Retry` waits (the *delay_hint* if it gives one, else the *backoff*),
-    unless giving up is the better answer:
+    the classifier decides instead, and supplies the delay hint (and a result
+    `Retry` retries is given back to the classifier's ``release``, if it has one,
+    before the wait: a streamed HTTP response closes). Before each retry `Retry`
+    waits (the *delay_hint* if it gives one, else the *backoff*), unless giving up
+    is the better answer:
 
     - no attempts are left, or a tenacity *stop* says stop;
     - the wait would take the waits of this call past *max_total_delay*;
@@ -264,6 +267,8 @@ class Retry:
             details = RetryDetails(ctx.name, attempt, delay, total_delay, outcome)
             for hook in ctx.dispatch.on_retry:
                 hook(details)
+        # The hooks have seen it; a result it holds is let go before the wait.
+        await release(ctx.classifier, outcome)
         if delay > 0:
             await sleep(delay)
 
