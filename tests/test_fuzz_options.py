@@ -372,9 +372,7 @@ async def _relay(path: Path) -> tuple[Any, Any, Any]:
             delivered.append(delivery.payload)
 
         async with outbox.relay(workers=2) as relay:
-            with anyio.move_on_after(2):  # the assertions on what is left tell why
-                while (await store.stats(now=time.time())).pending:  # noqa: ASYNC110 -- polling a store
-                    await anyio.sleep(0.01)
+            await relay.drain(timeout=2)  # if it does not, the assertions on what is left tell why
         letters = (await outbox.dead_letters.list()).letters
         stats = await store.stats(now=time.time())
     await store.close()

@@ -180,6 +180,7 @@ async def wait_for(
                 if process.poll() is not None:
                     text = log.read_text(errors="replace")[-3000:]
                     pytest.fail(f"a process exited ({process.returncode}) before {what}:\n{text}")
+            # Other processes write what is polled, in real time: no event to wait on.
             await anyio.sleep(0.005)
         return
     text = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
@@ -294,9 +295,8 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
 
             await wait_for(settled, processes, logs, within=10, what="every process settled")
             (tmp_path / "stop").touch()
-            with anyio.fail_after(10):
-                while any(p.poll() is None for p in processes):  # noqa: ASYNC110 -- processes
-                    await anyio.sleep(0.01)
+            # Waited for in a thread: the processes' exit, not a polled status.
+            await anyio.to_thread.run_sync(lambda: [p.wait(timeout=10) for p in processes])
             closed = await circuit_hash(namespace)
     finally:
         for process in processes:
