@@ -205,7 +205,8 @@ class HttpCall(Context):
         """
         streams = self.streams
         if streams and any(response is result for response in streams):
-            await close_streams([result], streams)
+            streams.remove(result)
+            await close_all([result])
 
     # Asked only when something failed: computed then, not for every request.
 
@@ -270,18 +271,14 @@ class HttpCall(Context):
         return asked.requested
 
 
-async def close_streams(responses: list[Any], kept: list[Any], keep: Any = None) -> None:
-    """Close *responses* but *keep*, and forget them in *kept*.
+async def close_all(responses: list[Any]) -> None:
+    """Close *responses*, dropped by the call.
 
     Shielded: a connection goes back even when the caller is cancelled. A close
     that fails drops the connection with the response; it is not an error to
     replace the call's outcome.
     """
-    for response in responses[:]:
-        if response is keep:
-            continue
-        with contextlib.suppress(ValueError):
-            kept.remove(response)
+    for response in responses:
         with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
             await response.aclose()
 

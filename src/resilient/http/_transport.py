@@ -20,7 +20,7 @@ from ..instrumentation._dispatch import Dispatch
 from ..policies._breaker import CircuitBreaker
 from ..policies._retry import Retry
 from ..policies._timeout import Timeout
-from ._classification import HttpCall, HttpClassification, close_streams
+from ._classification import HttpCall, HttpClassification, close_all
 from ._errors import (
     IdempotencyKeyMismatchError,
     RequestNotReplayableError,
@@ -279,7 +279,7 @@ class Transport(httpx.AsyncBaseTransport):
                 # A refused answer is not handed over: its stream goes back too.
                 refused = call.refused
                 keep = None if refused is not None and refused[1] is response else response
-                await close_streams(streams, streams, keep)
+                await close_all([r for r in streams if r is not keep])
         refused = call.refused
         if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"

@@ -87,8 +87,12 @@ class _Race:
             return outcome  # a loser
         self.decided = outcome
         self.cancel.cancel()  # the other attempts, and the wait for the next hedge
-        superseded, self.last_failure = self.last_failure, None
-        return superseded
+        return self.drop_failure()
+
+    def drop_failure(self) -> Outcome[Any] | None:
+        """Forget the last failure, no longer a possible answer; return it (to release)."""
+        failure, self.last_failure = self.last_failure, None
+        return failure
 
     async def next_hedge_due(self, delay: float) -> bool:
         """Wait until an attempt fails or *delay* passes; False if the call is decided."""
@@ -146,10 +150,10 @@ class Hedging:
     carry on alone. A call whose classifier says it is not ``replayable`` (an HTTP
     request whose body is a one-shot stream) makes one attempt, unhedged; a result
     the call drops (a loser's, or a failure the next hedge supersedes) goes to the
-    classifier's ``release``, if it has one. In
-    testing mode (`resilient.testing.set_testing`) a call makes at most the mode's
-    *attempts*; the delay is kept. Per-call state lives in local variables, so one
-    `Hedging` serves any number of concurrent calls.
+    classifier's ``release``, if it has one. In testing mode
+    (`resilient.testing.set_testing`) a call makes at most the mode's *attempts*;
+    the delay is kept. Per-call state lives in local variables, so one `Hedging`
+    serves any number of concurrent calls.
 
     ================  ===========================================================
     Option            Default
@@ -237,8 +241,7 @@ class Hedging:
                     attempt += 1
                     # The new attempt's outcome will supersede the last failure (or a
                     # decision will): let that one's result go now, not at the end.
-                    superseded, race.last_failure = race.last_failure, None
-                    await release(ctx.classifier, superseded)
+                    await release(ctx.classifier, race.drop_failure())
         except BaseExceptionGroup as group:
             # Raised by a predicate, or a BaseException (not an Exception) of an
             # attempt: the caller gets that exception, not the group around it.
