@@ -114,6 +114,16 @@ async def test_the_log_names_the_request_and_the_fault() -> None:
     assert len(transport.log) == 1
 
 
+async def test_the_log_redacts_secrets_in_the_url() -> None:
+    transport, _ = faulty(script=[503])
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://user:hunter22@api.test/v1?api_key=sk-live-123456&page=2")
+    (entry,) = transport.log
+    assert "hunter22" not in entry.request
+    assert "sk-live-123456" not in entry.request
+    assert entry.request.endswith("api.test/v1?api_key=[REDACTED]&page=2")
+
+
 async def test_script_errors_are_the_request_librarys() -> None:
     transport, _ = faulty(
         script=[
@@ -426,6 +436,9 @@ async def test_wraps_a_real_transport_against_a_real_server(local_server: LocalS
         ({"retry_after": -1}, ValueError, r"retry_after must be None, seconds \(an int >= 0\)"),
         ({"retry_after": " "}, ValueError, r"retry_after must be .*, got ' '"),
         ({"retry_after": 1.5}, TypeError, r"retry_after must be .* \(float\)"),
+        ({"retry_after": "1\r\nX-Evil: 1"}, ValueError, r"retry_after must be .*one line"),
+        ({"retry_after": "\u4e2d"}, ValueError, r"retry_after must be .*ASCII"),
+        ({"latency": [0.1, 0.2]}, TypeError, r"latency must be seconds or a \(low, high\) tuple"),
         ({"seed": "x"}, TypeError, r"seed must be an int or None, got 'x' \(str\)"),
         ({"script": ["oops"]}, ValueError, r"script\[0\] must be one of 'ok', 'hang', 'error'"),
         ({"script": ["ok", 600]}, ValueError, r"script\[1\] must be an HTTP status"),

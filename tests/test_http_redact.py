@@ -367,7 +367,10 @@ def test_names_are_stored_lower_case() -> None:
         ({"query": None}, TypeError, "query must be a collection"),
         ({"query": iter(["token"])}, TypeError, "query must be a collection"),
         ({"body_fields": ["password", 1]}, TypeError, "body_fields must hold only str names"),
-        ({"headers": {""}}, ValueError, "headers must not hold an empty name"),
+        ({"headers": {""}}, ValueError, "headers must hold non-empty names"),
+        ({"headers": ["x-key "]}, ValueError, "headers must hold non-empty names without"),
+        ({"headers": ["X Tenant Key"]}, ValueError, "headers must be a header name"),
+        ({"query": [" api_key "]}, ValueError, "query must hold non-empty names without"),
         ({"placeholder": None}, TypeError, "placeholder must be a str"),
     ],
 )
@@ -596,3 +599,39 @@ def test_an_error_that_refuses_a_scrubbed_text_is_still_the_one_raised() -> None
         raise AssertionError
 
     assert isinstance(run(main), ProxyRefusedError)
+
+
+@pytest.mark.parametrize("secrets", ["sk-live-123456", b"sk-live-123456", ["ok12", 3]])
+def test_a_scrubber_refuses_what_is_not_a_collection_of_str(secrets: Any) -> None:
+    with pytest.raises(TypeError, match="Scrubber: secrets must") as info:
+        Scrubber(secrets)
+    assert "sk-live" not in str(info.value)  # a secret is never quoted
+
+
+def test_a_body_of_shared_containers_is_walked_once_per_container(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Twenty levels, each holding the next one twice: 2**20 paths, 20 containers.
+    body: Any = {"password": "hunter2-secret"}
+    for _ in range(20):
+        body = [body, body]
+    redaction = Redaction()
+    walks = []
+    walk = Redaction._json
+    monkeypatch.setattr(
+        Redaction, "_json", lambda self, *args: walks.append(1) or walk(self, *args)
+    )
+    copy = redaction.redact_json(body)
+    assert len(walks) <= 3 * 21  # was 2**21: a walk per path
+    leaf = copy
+    for _ in range(20):
+        assert leaf[0] is leaf[1]
+        leaf = leaf[0]
+    assert leaf == {"password": "[REDACTED]"}
+    visits = []
+    find = Redaction._body_secrets
+    monkeypatch.setattr(
+        Redaction, "_body_secrets", lambda self, *args: visits.append(1) or find(self, *args)
+    )
+    assert redaction.scrubber(body=body)("pw=hunter2-secret") == "pw=[REDACTED]"
+    assert len(visits) <= 3 * 21  # was 2**21

@@ -317,10 +317,21 @@ async def test_an_event_stream_is_retried_until_its_headers_then_handed_to_the_s
     assert stream.response.extensions["resilient"]["attempts"] == 2
 
 
-async def test_resilient_errors_pass_through_the_sdk_unwrapped() -> None:
+async def test_resilient_errors_pass_through_openai_unwrapped() -> None:
     server = Server((429, {"Retry-After": "3600"}))
     async with openai_client(server) as client:
         with pytest.raises(rsh.RetryAfterTooLongError) as info:
             await client.models.list()
     assert info.value.retry_after == 3600
+    assert len(server.requests) == 1
+
+
+async def test_anthropic_wraps_resilient_errors_with_them_as_the_cause() -> None:
+    """As docs/http.md says: anthropic 2.x wraps any error from the transport."""
+    server = Server((429, {"Retry-After": "3600"}))
+    async with anthropic_client(server) as client:
+        with pytest.raises(anthropic.APIConnectionError) as info:
+            await client.models.list()
+    assert isinstance(info.value.__cause__, rsh.RetryAfterTooLongError)
+    assert info.value.__cause__.retry_after == 3600
     assert len(server.requests) == 1

@@ -7,6 +7,7 @@ import gc
 import math
 import sys
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -22,6 +23,7 @@ from resilient import http as rsh
 from resilient._clock import now, sleep
 from resilient._context import Context
 from resilient.http._classification import HttpCall
+from resilient.instrumentation import Hook
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -324,21 +326,80 @@ async def test_the_default_pipeline_and_aclose() -> None:
             TypeError,
             "next_transport must be an async transport",
         ),
-        (
-            lambda: rsh.Transport(attempt_header=""),
-            TypeError,
-            "attempt_header must be a header name",
-        ),
+        (lambda: rsh.Transport(attempt_header=""), ValueError, "attempt_header must be a header"),
         (
             lambda: rsh.HttpClassification(retry_statuses={700}),
             ValueError,
-            "retry_statuses must be HTTP status codes",
+            "retry_statuses must hold HTTP status codes",
         ),
         (lambda: rsh.HttpClassification(max_retry_after=-1), ValueError, "max_retry_after must be"),
         (
             lambda: rsh.HttpClassification(idempotent_methods="GET"),
             TypeError,
-            "idempotent_methods must be method names",
+            "idempotent_methods must be a collection of method names",
+        ),
+        # Review findings (2026-11-22): each was accepted, or failed later, or unnamed.
+        (lambda: rsh.Transport(rs.Retry), TypeError, "policy must be a Pipeline or a policy"),
+        (
+            lambda: rsh.Transport(next_transport=httpx.MockTransport),
+            TypeError,
+            "next_transport must be an async transport",
+        ),
+        (
+            lambda: rsh.Transport(next_transport=type("Half", (), {"handle_async_request": 1})()),
+            TypeError,
+            "with handle_async_request and aclose",
+        ),
+        (lambda: rsh.Transport(idempotency_keys="false"), TypeError, "idempotency_keys must be"),
+        (lambda: rsh.Transport(redaction="none"), TypeError, "redaction must be a Redaction"),
+        (
+            lambda: rsh.Transport(classification=rsh.HttpClassification),
+            TypeError,
+            "classification must be a HttpClassification",
+        ),
+        (lambda: rsh.Transport(tracer_provider="x"), TypeError, "tracer_provider must be a"),
+        (lambda: rsh.Transport(attempt_header="X Attempt"), ValueError, "attempt_header must be"),
+        (lambda: rsh.Transport(attempt_header="a\r\nb"), ValueError, "attempt_header must be"),
+        (
+            lambda: rsh.Transport(attempt_header="idempotency-key"),
+            ValueError,
+            "attempt_header must be a header of its own",
+        ),
+        (
+            lambda: rsh.Transport(attempt_header="Authorization"),
+            ValueError,
+            "attempt_header must be a header of its own",
+        ),
+        (lambda: rsh.Transport(attempt_header="Host"), ValueError, "a header of its own"),
+        (
+            lambda: rsh.HttpClassification(retry_statuses=503),  # type: ignore[arg-type]
+            TypeError,
+            "retry_statuses must be a collection of HTTP status codes",
+        ),
+        (
+            lambda: rsh.HttpClassification(retry_statuses={"503"}),  # type: ignore[arg-type]
+            TypeError,
+            "retry_statuses must hold HTTP status codes",
+        ),
+        (
+            lambda: rsh.HttpClassification(idempotent_methods=None),  # type: ignore[arg-type]
+            TypeError,
+            "idempotent_methods must be a collection",
+        ),
+        (
+            lambda: rsh.HttpClassification(idempotent_methods=["GET", "PUT NOW"]),
+            ValueError,
+            "idempotent_methods must hold method names",
+        ),
+        (
+            lambda: rsh.HttpClassification(idempotency_header="Idempotency Key"),
+            ValueError,
+            "idempotency_header must be a header name",
+        ),
+        (
+            lambda: rsh.HttpClassification(idempotency_header="Clé"),
+            ValueError,
+            "idempotency_header must be a header name",
         ),
     ],
 )
@@ -792,3 +853,219 @@ async def test_a_streamed_call_is_freed_without_the_collector() -> None:
         assert [o for o in gc.get_objects() if isinstance(o, HttpCall)] == []
     finally:
         gc.enable()
+
+
+# --- Review findings (2026-11-22): each test failed on the code before its fix. ---
+
+
+def _streamed_body(status: int, body: bytes = b"body") -> Callable[[httpx.Request], httpx.Response]:
+    """A response whose body is still to be read, as a network transport's is."""
+    return lambda _request: httpx.Response(status, stream=httpx.ByteStream(body))
+
+
+async def test_a_response_read_by_the_transport_has_its_elapsed_time() -> None:
+    server = Server(_streamed_body(200))
+    async with client(server) as c:
+        response = await c.get("/")
+    assert response.text == "body"
+    assert response.elapsed >= timedelta(0)  # raised RuntimeError
+
+
+async def test_a_101_is_handed_over_unread_so_the_upgraded_connection_stays_open() -> None:
+    server = Server(_streamed_body(101))
+    async with client(server) as c:
+        request = c.build_request("GET", "/ws", headers={"Upgrade": "websocket"})
+        response = await c.send(request, stream=True)
+        assert response.status_code == 101
+        assert not response.is_stream_consumed
+        assert not response.is_closed
+        await response.aclose()
+
+
+async def test_a_minted_key_stays_minted_when_httpx_follows_a_redirect() -> None:
+    def moved(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(307, headers={"Location": "https://api.example/v2"})
+
+    server = Server(moved, 422)
+    async with client(server, idempotency_keys=True) as c:
+        response = await c.post("/", json={"bad": True}, follow_redirects=True)
+    assert response.status_code == 422  # was IdempotencyKeyMismatchError
+    keys = [h["idempotency-key"] for h in server.headers]
+    assert len(set(keys)) == 1
+
+
+async def test_an_empty_idempotency_key_is_no_key() -> None:
+    server = Server(503, 200)
+    async with client(server) as c:
+        response = await c.post("/", json={}, headers={"Idempotency-Key": " "})
+    assert response.status_code == 503  # a POST without a key is not retried
+    assert response.extensions["resilient"]["idempotency_key"] is None
+    server = Server(503, 200)
+    async with client(server, idempotency_keys=True) as c:
+        response = await c.post("/", json={}, headers={"Idempotency-Key": ""})
+    assert response.status_code == 200
+    keys = [h["idempotency-key"] for h in server.headers]
+    assert keys[0] == keys[1] != ""
+    assert len(keys[0]) == 32
+
+
+async def test_a_fallbacks_response_carries_the_calls_record() -> None:
+    async def substitute(outcome: Any, ctx: Any) -> httpx.Response:
+        return httpx.Response(200, text="cached")
+
+    server = Server(503, 503, 503)
+    policy = rs.Pipeline(
+        rs.Fallback(handler=substitute),
+        rs.Retry(attempts=3, backoff=FAST, budget=None),
+        hooks=[],
+    )
+    async with client(server, policy) as c:
+        response = await c.get("/")
+    assert response.text == "cached"
+    assert response.extensions["resilient"] == {
+        "attempts": 3,
+        "delays": [0.5, 0.5],
+        "idempotency_key": None,
+    }
+
+
+async def test_a_custom_on_does_not_retry_a_one_shot_body_again_and_again() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield b"chunk"
+
+    server = Server(httpx.ConnectError)
+    retried: list[int] = []
+    policy = rs.Pipeline(
+        rs.Retry(attempts=6, on=Exception, backoff=FAST, budget=None),
+        hooks=[_OnRetry(retried)],
+    )
+    async with client(server, policy) as c:
+        with pytest.raises(rsh.RequestNotReplayableError):
+            await c.put("/", content=body())
+    assert len(server.requests) == 1
+    assert retried == [1]  # one retry says why; there were 5
+
+
+class _OnRetry(Hook):
+    def __init__(self, seen: list[int]) -> None:
+        self.seen = seen
+
+    def on_retry(self, details: Any) -> None:
+        self.seen.append(details.attempt)
+
+
+async def test_a_post_without_a_key_is_hedged_only_after_a_failure_that_never_left() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await sleep(1.0)
+        return httpx.Response(200)
+
+    # The POST is slow: a hedge on the clock would send it again.
+    server = Server(slow)
+    policy = rs.Pipeline(rs.Hedging(delay=0.1, max_attempts=3, budget=None), hooks=[])
+    async with client(server, policy) as c:
+        assert (await c.post("/", json={})).status_code == 200
+    assert len(server.requests) == 1  # were 3
+    server = Server(httpx.ConnectError, 200)
+    async with client(server, policy) as c:
+        assert (await c.post("/", json={})).status_code == 200
+    assert len(server.requests) == 2  # a connection refused: the POST never left
+
+
+@pytest.mark.parametrize("delay", [0.1, math.inf])
+async def test_a_hedge_waits_for_the_retry_after_of_a_failed_attempt(delay: float) -> None:
+    server = Server((429, {"Retry-After": "30"}), 200)
+    policy = rs.Pipeline(rs.Hedging(delay=delay, budget=None), hooks=[])
+    async with client(server, policy) as c:
+        assert (await c.get("/")).status_code == 200
+    assert server.times[1] - server.times[0] == pytest.approx(30.0)  # was 0
+
+
+async def test_a_hedge_gives_up_on_a_retry_after_beyond_the_cap() -> None:
+    server = Server((429, {"Retry-After": "1200"}), 200)
+    policy = rs.Pipeline(rs.Hedging(delay=math.inf, budget=None), hooks=[])
+    async with client(server, policy) as c:
+        with pytest.raises(rsh.RetryAfterTooLongError) as info:
+            await c.get("/")
+    assert info.value.retry_after == 1200
+    assert len(server.requests) == 1
+
+
+async def test_a_hedge_refused_by_a_half_open_breaker_does_not_cancel_the_probe() -> None:
+    healthy = [False]
+
+    async def origin(request: httpx.Request) -> httpx.Response:
+        if not healthy[0]:
+            return httpx.Response(503)
+        await sleep(0.5)  # recovered, but slower than the hedge delay
+        return httpx.Response(200)
+
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(2), min_calls=2, open_for=10)
+    policy = rs.Pipeline(
+        rs.Hedging(delay=0.1, on_result=lambda r: r.status_code >= 500, budget=None),
+        breaker,
+        hooks=[],
+    )
+    async with httpx.AsyncClient(transport=rsh.Transport(policy, httpx.MockTransport(origin))) as c:
+        assert (await c.get("https://api.example/")).status_code == 503  # two attempts fail
+        origin_key = ("https", "api.example", None)
+        assert breaker.state(origin_key) is rs.CircuitState.OPEN
+        healthy[0] = True
+        await sleep(10)
+        assert (await c.get("https://api.example/")).status_code == 200  # was CircuitOpenError
+        assert breaker.state(origin_key) is rs.CircuitState.CLOSED
+
+
+async def test_a_hedge_refused_by_a_full_bulkhead_lets_the_first_attempt_answer() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await sleep(0.5)
+        return httpx.Response(200)
+
+    policy = rs.Pipeline(
+        rs.Hedging(delay=0.1, budget=None), rs.Bulkhead(1, per_partition=True), hooks=[]
+    )
+    async with httpx.AsyncClient(transport=rsh.Transport(policy, httpx.MockTransport(slow))) as c:
+        assert (await c.get("https://api.example/")).status_code == 200  # was BulkheadFullError
+
+
+async def test_a_rejection_with_nothing_else_running_still_ends_the_call() -> None:
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(2), min_calls=2, open_for=60)
+    server = Server(503, 503, 200)
+    policy = rs.Pipeline(rs.Hedging(delay=0.1, budget=None), breaker, hooks=[])
+    async with client(server, policy) as c:
+        assert (await c.get("/")).status_code == 503  # two attempts fail: the circuit opens
+        with pytest.raises(rs.CircuitOpenError):
+            await c.get("/")
+    assert len(server.requests) == 2
+
+
+def test_collections_given_as_generators_are_read_whole() -> None:
+    options = rsh.HttpClassification(
+        retry_statuses=map(int, ["429", "503"]),  # type: ignore[arg-type]
+        idempotent_methods=(m for m in ["get", "put"]),  # type: ignore[arg-type]
+    )
+    assert options.retry_statuses == {429, 503}  # was empty: all() used the iterator up
+    assert options.idempotent_methods == {"GET", "PUT"}
+
+
+def test_a_transport_warns_about_its_pipeline_once() -> None:
+    with pytest.warns(rs.PipelineWarning) as warned:
+        rsh.Transport(
+            rs.Pipeline(rs.Retry(), rs.CircuitBreaker(window=rs.TimeWindow(1)), rs.Timeout(10))
+        )
+    assert len(warned) == 1  # was 2: the transport's own pipeline was checked again
+
+
+def test_the_repr_shows_the_options_that_change_what_is_sent() -> None:
+    plain = repr(rsh.Transport(rs.Retry()))
+    assert plain == f"resilient.http.Transport({rs.Pipeline(rs.Retry()).describe()})"
+    custom = repr(
+        rsh.Transport(
+            rs.Retry(),
+            idempotency_keys=True,
+            attempt_header="X-Attempt",
+            classification=rsh.HttpClassification(retry_statuses={503}),
+        )
+    )
+    assert "idempotency_keys=True" in custom
+    assert "attempt_header='X-Attempt'" in custom
+    assert "retry_statuses=frozenset({503})" in custom

@@ -20,11 +20,15 @@ __all__ = ["Classifier", "release"]
 class Classifier(Protocol):
     """What an outcome means, for the policies of one call.
 
-    Two more members are optional, and looked up when needed:
+    Three more members are optional, and looked up when needed:
 
     - ``replayable``: when false, the call cannot be made twice (an HTTP request
       whose body is a one-shot stream), and `Hedging` makes a single attempt
-      (`Retry` asks `should_retry`, which should then say no);
+      (`Retry` asks `should_retry`, which should then say no, and stops after
+      an attempt that failed anyway);
+    - ``idempotent``: when false, two attempts at once may do the work twice (an
+      HTTP POST without an idempotency key), and `Hedging` starts the next
+      attempt only after a failure that `should_retry` accepts, never on its delay;
     - ``async release(result)``: called with a result a policy drops (`Retry`
       before its next attempt, `Hedging` for a hedge that lost or was
       superseded), so that a result holding a resource (a streamed HTTP

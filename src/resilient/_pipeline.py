@@ -59,6 +59,14 @@ def _check_composition(policies: tuple[Policy, ...]) -> None:
             check(policies[:i], policies[i + 1 :])
 
 
+def _compose(policies: tuple[Policy, ...]) -> Step:
+    """The entry step of *policies* around one attempt: each one's execute, bound."""
+    step: Step = _attempt
+    for policy in reversed(policies):
+        step = functools.partial(policy.execute, step)
+    return step
+
+
 def _attempt(ctx: Context) -> Awaitable[Any]:
     """The innermost step: one attempt of the wrapped call."""
     # The call's own awaitable is returned as it is, not awaited in a coroutine of
@@ -127,7 +135,7 @@ class Pipeline:
         for i, policy in enumerate(policies):
             if isinstance(policy, Pipeline):
                 flat.extend(policy.policies)
-            elif isinstance(policy, Policy):
+            elif isinstance(policy, Policy) and not isinstance(policy, type):  # type: ignore[redundant-expr]  # a class has the methods too
                 flat.append(policy)
             else:
                 msg = (
@@ -143,10 +151,23 @@ class Pipeline:
         self._name = name
         self._dispatch = None if hooks is None else Dispatch(hooks)
         self._description = f"Pipeline({' > '.join(p.describe() for p in self.policies)})"
-        step: Step = _attempt
-        for policy in reversed(self.policies):
-            step = functools.partial(policy.execute, step)
-        self._entry = step
+        self._entry = _compose(self.policies)
+
+    def around(self, step: Policy) -> Pipeline:
+        """A copy of the pipeline with *step* innermost, inside every policy.
+
+        For protocol layers: `resilient.http.Transport` puts its HTTP exchange
+        there, so that each attempt gets its own context. The composition was
+        checked when this pipeline was made and is not checked (nor warned about)
+        again; the name, hooks and description stay this pipeline's.
+        """
+        pipeline = object.__new__(Pipeline)
+        pipeline.policies = (*self.policies, step)
+        pipeline._name = self._name
+        pipeline._dispatch = self._dispatch
+        pipeline._description = self._description
+        pipeline._entry = _compose(pipeline.policies)
+        return pipeline
 
     @property
     def name(self) -> str | None:

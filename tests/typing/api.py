@@ -37,3 +37,21 @@ retry = rs.Retry(
     delay_hint=lambda _: None,
 )
 rs.Backoff.exponential(0.1, jitter="half")  # type: ignore[arg-type]
+
+
+# The HTTP transport serves httpx and httpx2 clients alike, and its options take any
+# collection (the docs' examples, as written).
+def http_clients() -> None:
+    import httpx
+    import httpx2
+
+    import resilient.http as rsh
+
+    transport = rsh.Transport(
+        classification=rsh.HttpClassification(
+            retry_statuses=rsh.RETRY_STATUSES | {529}, idempotent_methods=["get", "put"]
+        ),
+        redaction=rsh.Redaction(headers=rsh.SENSITIVE_HEADERS | {"x-tenant-key"}),
+    )
+    httpx.AsyncClient(transport=transport)
+    httpx2.AsyncClient(transport=transport)

@@ -14,10 +14,11 @@ from .._clock import now
 from .._context import Context
 from .._exceptions import DeadlineExceededError
 from ..policies._validate import check_seconds
+from ._options import check_header_name, is_token, items_of
 from ._retry_after import parse_server_delay
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Collection, Hashable
 
     from .._outcome import Outcome
     from ..instrumentation._dispatch import Dispatch
@@ -103,34 +104,41 @@ class HttpClassification:
 
     """
 
-    retry_statuses: frozenset[int] = RETRY_STATUSES
-    failure_statuses: frozenset[int] = FAILURE_STATUSES
-    idempotent_methods: frozenset[str] = IDEMPOTENT_METHODS
+    # Any collection in (a set, a list); a frozenset once made.
+    retry_statuses: Collection[int] = RETRY_STATUSES
+    failure_statuses: Collection[int] = FAILURE_STATUSES
+    idempotent_methods: Collection[str] = IDEMPOTENT_METHODS
     idempotency_header: str = "Idempotency-Key"
     max_retry_after: float = 60.0
 
     def __post_init__(self) -> None:
+        owner = "HttpClassification"
         for name in ("retry_statuses", "failure_statuses"):
-            statuses: Any = getattr(self, name)
-            if isinstance(statuses, (str, bytes)) or not all(
-                isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599  # noqa: PLR2004
-                for s in statuses
-            ):
-                msg = (
-                    f"HttpClassification: {name} must be HTTP status codes (100-599), "
-                    f"got {statuses!r}"
-                )
-                raise ValueError(msg)
+            statuses = items_of(owner, name, getattr(self, name), "HTTP status codes (100-599)")
+            for status in statuses:
+                if isinstance(status, bool) or not isinstance(status, int):
+                    msg = (
+                        f"{owner}: {name} must hold HTTP status codes (int, 100-599), "
+                        f"got {status!r} ({type(status).__name__})"
+                    )
+                    raise TypeError(msg)
+                if not 100 <= status <= 599:  # noqa: PLR2004
+                    msg = f"{owner}: {name} must hold HTTP status codes (100-599), got {status!r}"
+                    raise ValueError(msg)
             object.__setattr__(self, name, frozenset(statuses))
-        methods: Any = self.idempotent_methods
-        if isinstance(methods, str) or not all(isinstance(m, str) for m in methods):
-            msg = f"HttpClassification: idempotent_methods must be method names, got {methods!r}"
-            raise TypeError(msg)
+        methods = items_of(owner, "idempotent_methods", self.idempotent_methods, "method names")
+        for method in methods:
+            if not isinstance(method, str):
+                msg = (
+                    f"{owner}: idempotent_methods must hold method names (str), "
+                    f"got {method!r} ({type(method).__name__})"
+                )
+                raise TypeError(msg)
+            if not is_token(method):
+                msg = f"{owner}: idempotent_methods must hold method names, got {method!r}"
+                raise ValueError(msg)
         object.__setattr__(self, "idempotent_methods", frozenset(m.upper() for m in methods))
-        header: Any = self.idempotency_header
-        if not isinstance(header, str) or not header:
-            msg = f"HttpClassification: idempotency_header must be a header name, got {header!r}"
-            raise TypeError(msg)
+        check_header_name(owner, "idempotency_header", self.idempotency_header)
         check_seconds("HttpClassification", "max_retry_after", self.max_retry_after)
 
     def is_idempotent(self, method: str) -> bool:

@@ -23,13 +23,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import unquote, unquote_plus
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+from ._options import check_header_name
 
 __all__ = [
     "MIN_SECRET_LENGTH",
@@ -149,9 +148,14 @@ def _names(owner_field: str, value: Any) -> frozenset[str]:
                 f"got {item!r} ({type(item).__name__})"
             )
             raise TypeError(msg)
-        if not item:
-            msg = f"Redaction: {owner_field} must not hold an empty name"
+        if not item or item != item.strip():
+            msg = (
+                f"Redaction: {owner_field} must hold non-empty names without surrounding spaces "
+                f"(they would never match), got {item!r}"
+            )
             raise ValueError(msg)
+        if owner_field == "headers":
+            check_header_name("Redaction", "headers", item)
         names.add(item.lower())
     return frozenset(names)
 
@@ -339,28 +343,36 @@ class Redaction:
         nested more than 100 deep, or containing itself, is replaced whole, so
         a pathological body cannot make this raise ``RecursionError``.
         """
-        return self._json(body, 0, set())
+        return self._json(body, 0, set(), {})
 
-    def _json(self, value: Any, depth: int, path: set[int]) -> Any:
+    def _json(self, value: Any, depth: int, path: set[int], done: dict[int, Any]) -> Any:
         if not isinstance(value, (Mapping, list, tuple)):
             return value
         if depth >= _MAX_DEPTH or id(value) in path:
             return self.placeholder
+        copy = done.get(id(value))
+        if copy is not None:
+            # A container met before (shared, not nested in itself): its copy, not a
+            # new walk, or a body of shared lists would take exponential time.
+            return copy
         path.add(id(value))
         try:
             if isinstance(value, Mapping):
-                return {
+                copy = {
                     key: (
                         self.placeholder
                         if isinstance(key, str) and key.lower() in self.body_fields
-                        else self._json(item, depth + 1, path)
+                        else self._json(item, depth + 1, path, done)
                     )
                     for key, item in value.items()
                 }
-            items = [self._json(item, depth + 1, path) for item in value]
-            return items if isinstance(value, list) else tuple(items)
+            else:
+                items = [self._json(item, depth + 1, path, done) for item in value]
+                copy = items if isinstance(value, list) else tuple(items)
         finally:
             path.discard(id(value))
+        done[id(value)] = copy
+        return copy
 
     # Free text
 
@@ -388,7 +400,7 @@ class Redaction:
         if url is not None:
             secrets.update(self._url_secrets(_text(url)))
         if body is not None:
-            self._body_secrets(body, 0, secrets)
+            self._body_secrets(body, 0, secrets, set())
         return Scrubber(secrets, self.placeholder)
 
     def _url_secrets(self, url: str) -> Iterable[str]:
@@ -405,20 +417,24 @@ class Redaction:
                 if part:
                     yield from _encodings(part)
 
-    def _body_secrets(self, value: Any, depth: int, secrets: set[str]) -> None:
-        # Cycles end at the depth limit; a secret that deep is not worth a bigger walk.
-        if depth >= _MAX_DEPTH:
+    def _body_secrets(self, value: Any, depth: int, secrets: set[str], seen: set[int]) -> None:
+        # A container is walked once (shared ones would make the walk exponential,
+        # cycles endless); a secret deeper than the limit is not worth a bigger walk.
+        if depth >= _MAX_DEPTH or not isinstance(value, (Mapping, list, tuple)):
             return
+        if id(value) in seen:
+            return
+        seen.add(id(value))
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if isinstance(key, str) and key.lower() in self.body_fields:
                     if isinstance(item, (str, int, float)) and not isinstance(item, bool):
                         secrets.add(str(item))
                 else:
-                    self._body_secrets(item, depth + 1, secrets)
-        elif isinstance(value, (list, tuple)):
+                    self._body_secrets(item, depth + 1, secrets, seen)
+        else:
             for item in value:
-                self._body_secrets(item, depth + 1, secrets)
+                self._body_secrets(item, depth + 1, secrets, seen)
 
 
 def _encodings(value: str) -> list[str]:
@@ -475,6 +491,16 @@ class Scrubber:
     __slots__ = ("_count", "_pattern", "_placeholder")
 
     def __init__(self, secrets: Iterable[str], placeholder: str = PLACEHOLDER) -> None:
+        if isinstance(secrets, (str, bytes)) or not isinstance(secrets, Iterable):
+            msg = f"Scrubber: secrets must be a collection of str, got {type(secrets).__name__}"
+            raise TypeError(msg)  # never the value: it is a secret
+        secrets = list(secrets)
+        if not all(isinstance(secret, str) for secret in secrets):
+            msg = "Scrubber: secrets must hold only str values"
+            raise TypeError(msg)
+        if not isinstance(placeholder, str):
+            msg = f"Scrubber: placeholder must be a str, got {placeholder!r}"
+            raise TypeError(msg)
         kept = sorted(
             {secret for secret in secrets if len(secret) >= MIN_SECRET_LENGTH},
             key=lambda secret: (-len(secret), secret),

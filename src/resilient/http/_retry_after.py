@@ -18,7 +18,7 @@ What counts as usable, and why:
   digits, other junk and empty values are ignored.
 - A well-formed number too big for a float (``"1" + "0" * 1000``) is not junk:
   it is a server saying "not any time soon". Every delay is clamped at
-  `MAX_REQUESTED` (2**31 s, the bound RFC 9111 §1.2.2 sets for delta-seconds),
+  ``MAX_REQUESTED`` (2**31 s, the bound RFC 9111 §1.2.2 sets for delta-seconds),
   so ``requested`` is always finite and ``now + requested`` never overflows.
 - HTTP-dates are accepted in the three formats RFC 9110 §5.6.7 requires a
   recipient to accept: IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), RFC 850
@@ -96,7 +96,7 @@ class ServerDelay:
     """The wait a server asked for, and which header asked.
 
     *requested* is the server's own figure: finite, >= 0, and not capped (but
-    clamped at `MAX_REQUESTED`). Compare it with *cap* to decide whether waiting
+    clamped at 2**31 s). Compare it with *cap* to decide whether waiting
     is worth it; `delay` is the wait to use if it is.
     """
 

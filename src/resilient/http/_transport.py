@@ -7,6 +7,8 @@ import json
 import secrets
 import sys
 import time
+from datetime import timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -26,6 +28,7 @@ from ._errors import (
     RequestNotReplayableError,
     RetryAfterTooLongError,
 )
+from ._options import check_header_name
 from ._redact import Redaction
 
 if sys.version_info < (3, 11):  # pragma: no cover -- a builtin from 3.11
@@ -49,6 +52,9 @@ _KNOWN_METHODS = frozenset(
 )
 """Methods OpenTelemetry names as they are; any other is recorded as ``_OTHER``."""
 
+_MINTED = "resilient.minted_idempotency_key"
+"""The request extension that holds a key the transport minted (httpx copies it on)."""
+
 _TRACING_RECHECK = 0.1
 """Seconds between checks for a global tracer provider set after the transport was made."""
 
@@ -67,6 +73,17 @@ def default_pipeline() -> Pipeline:
     20 calls), and 10 s for each attempt.
     """
     return Pipeline(Timeout(30.0), Retry(), CircuitBreaker(), Timeout(10.0))
+
+
+_NEEDED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+"""Headers the request needs as they are: no attempt number may take their place."""
+
+
+def _check_option(name: str, value: Any, kind: type) -> None:
+    """Check that *value* is None or an instance of *kind* (not the class itself)."""
+    if value is not None and not isinstance(value, kind):
+        msg = f"Transport: {name} must be a {kind.__name__} or None, got {value!r}"
+        raise TypeError(msg)
 
 
 def _json_body(request: Any) -> Any:
@@ -122,7 +139,16 @@ class _Exchange:
         return "send"
 
 
-class Transport(httpx.AsyncBaseTransport):
+if TYPE_CHECKING:
+    # A transport for httpx and httpx2 clients alike, while each types its client's
+    # transport as its own base class: to a type checker, the base is open, so that
+    # `httpx2.AsyncClient(transport=Transport())` checks as `httpx.AsyncClient(...)` does.
+    _Base = Any
+else:
+    _Base = httpx.AsyncBaseTransport
+
+
+class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _Base)
     """An httpx transport that sends every request through a resilience pipeline.
 
     ::
@@ -191,28 +217,43 @@ class Transport(httpx.AsyncBaseTransport):
     ) -> None:
         if policy is None:
             policy = default_pipeline()
-        elif not isinstance(policy, (Pipeline, Policy)):
-            msg = f"Transport: policy must be a Pipeline or a policy, got {policy!r}"
+        elif isinstance(policy, type) or not isinstance(policy, (Pipeline, Policy)):
+            msg = f"Transport: policy must be a Pipeline or a policy (an instance), got {policy!r}"
             raise TypeError(msg)
-        if next_transport is not None and not callable(
-            getattr(next_transport, "handle_async_request", None)
+        if next_transport is not None and (
+            isinstance(next_transport, type)
+            or not callable(getattr(next_transport, "handle_async_request", None))
+            or not callable(getattr(next_transport, "aclose", None))
         ):
             msg = (
-                "Transport: next_transport must be an async transport "
-                f"(with handle_async_request), got {next_transport!r}"
+                "Transport: next_transport must be an async transport (an instance, with "
+                f"handle_async_request and aclose) or None, got {next_transport!r}"
             )
             raise TypeError(msg)
-        header: Any = attempt_header
-        if header is not None and (not isinstance(header, str) or not header):
-            msg = f"Transport: attempt_header must be a header name or None, got {header!r}"
+        _check_option("classification", classification, HttpClassification)
+        _check_option("redaction", redaction, Redaction)
+        _check_option("tracer_provider", tracer_provider, trace.TracerProvider)
+        if not isinstance(idempotency_keys, bool):
+            msg = f"Transport: idempotency_keys must be a bool, got {idempotency_keys!r}"
             raise TypeError(msg)
         self.classification = classification if classification is not None else HttpClassification()
         self.redaction = redaction if redaction is not None else Redaction()
-        self.idempotency_keys = bool(idempotency_keys)
+        check_header_name("Transport", "attempt_header", attempt_header, allow_none=True)
+        if attempt_header is not None and attempt_header.lower() in {
+            *_NEEDED_HEADERS,
+            self.classification.idempotency_header.lower(),
+            *self.redaction.headers,
+        }:
+            msg = (
+                "Transport: attempt_header must be a header of its own, not the idempotency "
+                f"key's, a secret one or one the request needs, got {attempt_header!r}"
+            )
+            raise ValueError(msg)
+        self.idempotency_keys = idempotency_keys
         self.attempt_header = attempt_header
         inner = policy if isinstance(policy, Pipeline) else Pipeline(policy)
         self.policy = inner
-        self.pipeline = Pipeline(inner, _Exchange(self), name=inner.name, hooks=inner.hooks)
+        self.pipeline = inner.around(_Exchange(self))
         hooks = inner.hooks
         self._dispatch = None if hooks is None else Dispatch(hooks)
         self._name = inner.name
@@ -228,7 +269,17 @@ class Transport(httpx.AsyncBaseTransport):
         self._key_header = self.classification.idempotency_header.lower().encode("latin-1")
 
     def __repr__(self) -> str:
-        return f"resilient.http.Transport({self.policy.describe()})"
+        # The options that change what is sent or retried, when they are not the defaults.
+        options = [self.policy.describe()]
+        if self.idempotency_keys:
+            options.append("idempotency_keys=True")
+        if self.attempt_header is not None:
+            options.append(f"attempt_header={self.attempt_header!r}")
+        if self.classification != HttpClassification():
+            options.append(f"classification={self.classification!r}")
+        if self.redaction != Redaction():
+            options.append(f"redaction={self.redaction!r}")
+        return f"resilient.http.Transport({', '.join(options)})"
 
     async def handle_async_request(self, request: Any) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
         """Send *request* through the pipeline; return the response of the last attempt."""
@@ -241,11 +292,16 @@ class Transport(httpx.AsyncBaseTransport):
         for raw, value in request.headers.raw:
             # Lengths first: lower() makes a new bytes object, and few names match.
             if len(raw) == size and raw.lower() == name:
-                key = value.decode(request.headers.encoding)  # as httpx reads it
+                # As httpx reads it; an empty value is no key (it names no request).
+                key = value.decode(request.headers.encoding).strip() or None
                 break
-        minted = False
+        extensions = request.extensions
+        # httpx sends a redirect or an auth challenge's answer as a new request with
+        # the headers (and extensions) of the first: a key minted for that is ours.
+        minted = key is not None and extensions.get(_MINTED) == key
         if key is None and self.idempotency_keys and not options.is_idempotent(request.method):
             key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
+            extensions[_MINTED] = key
             minted = True
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
@@ -267,7 +323,8 @@ class Transport(httpx.AsyncBaseTransport):
         except Exception as exc:
             if not call.replayable and sys.version_info >= (3, 11):
                 exc.add_note(
-                    "resilient: not retried: the request body is a stream that cannot be sent again"
+                    "resilient: the request body is a one-shot stream that cannot be "
+                    "sent again: the request is neither retried nor hedged"
                 )
             raise
         finally:
@@ -280,6 +337,9 @@ class Transport(httpx.AsyncBaseTransport):
                 refused = call.refused
                 keep = None if refused is not None and refused[1] is response else response
                 await close_all([r for r in streams if r is not keep])
+        if "resilient" not in response.extensions:
+            # Not an attempt's answer (a Fallback's, say): the record is the call's.
+            self._record(response, call, call)
         refused = call.refused
         if refused is not None and refused[1] is response:
             reason = f"more than the cap or the call's deadline allows ({self._line(request)})"
@@ -350,6 +410,7 @@ class Transport(httpx.AsyncBaseTransport):
         transport = self._next
         if transport is None:
             transport = self._next_for(request)
+        start = perf_counter()
         try:
             response = await transport.handle_async_request(request)
         except Exception as exc:
@@ -361,6 +422,9 @@ class Transport(httpx.AsyncBaseTransport):
             if not response.is_stream_consumed:
                 if response.status_code >= 400 or not self._streamed(request, response):  # noqa: PLR2004
                     await response.aread()
+                    # The client times a response when it closes it, and this one
+                    # is closed already: the time is the attempt's, taken here.
+                    response.elapsed = timedelta(seconds=perf_counter() - start)
                 else:
                     # Handed over unread: if a policy drops it (release) or it is not
                     # the answer when the call ends, the transport closes it.
@@ -371,6 +435,12 @@ class Transport(httpx.AsyncBaseTransport):
             if isinstance(exc, Exception):
                 self._scrub(exc, request)
             raise
+        self._record(response, ctx, call)
+        return response
+
+    @staticmethod
+    def _record(response: Any, ctx: Context, call: HttpCall) -> None:
+        """Write what the call did into ``response.extensions["resilient"]``."""
         attributes = ctx._attributes  # noqa: SLF001 -- None until a policy wrote one
         delays = attributes.get("resilient.delays") if attributes else None
         response.extensions["resilient"] = {
@@ -378,7 +448,6 @@ class Transport(httpx.AsyncBaseTransport):
             "delays": list(delays) if delays else [],
             "idempotency_key": ctx.idempotency_key,
         }
-        return response
 
     def _scrub(self, exc: BaseException, request: Any) -> None:
         """Take the request's secrets out of an error from the layers below, in place.
@@ -423,7 +492,8 @@ class Transport(httpx.AsyncBaseTransport):
 
     @staticmethod
     def _streamed(request: Any, response: Any) -> bool:
-        if request.extensions.get("resilient.stream"):
+        # A 101's body is the upgraded connection (a WebSocket's): reading it ends it.
+        if request.extensions.get("resilient.stream") or response.status_code < 200:  # noqa: PLR2004
             return True
         for key, value in response.headers.raw:
             if len(key) == 12 and key.lower() == b"content-type":  # noqa: PLR2004 -- its length

@@ -16,6 +16,7 @@ import anyio
 
 from .._classify import release
 from .._clock import now
+from .._exceptions import RejectedError
 from .._mode import testing_mode
 from .._outcome import Outcome
 from ._budget import RetryBudget
@@ -64,22 +65,50 @@ def _fatal_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException | Non
 class _Race:
     """The state of one hedged call, shared by its attempts and the task that starts them."""
 
-    __slots__ = ("cancel", "decided", "last_failure", "unanswered", "wake")
+    __slots__ = (
+        "cancel",
+        "decided",
+        "last_failure",
+        "not_before",
+        "running",
+        "stopped",
+        "unanswered",
+        "waits",
+        "wake",
+    )
 
-    def __init__(self, cancel: anyio.CancelScope) -> None:
+    def __init__(self, cancel: anyio.CancelScope, *, waits: bool) -> None:
         self.cancel = cancel
+        self.waits = waits  # False: a testing mode without waits (an inf hint still stops)
         self.decided: Outcome[Any] | None = None  # the winner, or a fatal exception
         self.last_failure: Outcome[Any] | None = None
         self.unanswered = 0  # failed attempts not yet answered by a new hedge
+        self.running = 0  # attempts started and not yet judged
+        self.not_before = -math.inf  # no hedge before this time: the server asked
+        self.stopped = False  # no more hedges: the server asked for too long a pause
         self.wake = anyio.Event()
 
-    def failed(self, outcome: Outcome[Any]) -> Outcome[Any] | None:
-        """Record a failed attempt; return the outcome no longer needed (to release)."""
+    def failed(self, outcome: Outcome[Any], *, hedge: bool = True) -> Outcome[Any] | None:
+        """Record a failed attempt; return the outcome no longer needed (to release).
+
+        With *hedge* false the failure starts no new hedge at once (a policy of this
+        process refused the attempt: another one now would be refused too).
+        """
         if self.decided is not None:
             return outcome
         superseded, self.last_failure = self.last_failure, outcome
-        self.unanswered += 1
+        if hedge:
+            self.unanswered += 1
         return superseded
+
+    def pause(self, hint: float | None) -> None:
+        """Take the wait a failed attempt's server asked for (``inf``: stop hedging)."""
+        if hint is None or not hint > 0:  # not > 0: NaN too
+            return
+        if hint == math.inf:
+            self.stopped = True
+        elif self.waits:
+            self.not_before = max(self.not_before, now() + hint)
 
     def decide(self, outcome: Outcome[Any]) -> Outcome[Any] | None:
         """Settle the call on *outcome*; return the outcome no longer needed (to release)."""
@@ -95,13 +124,21 @@ class _Race:
         return failure
 
     async def next_hedge_due(self, delay: float) -> bool:
-        """Wait until an attempt fails or *delay* passes; False if the call is decided."""
-        if not self.unanswered and self.decided is None and delay > 0:
-            self.wake = anyio.Event()
+        """Wait until an attempt fails or *delay* passes; False if no hedge is to start.
+
+        Then, if a server asked for a pause (``Retry-After``), wait for that too.
+        """
+        if delay > 0:
             # A deadline of math.inf never fires: only a failure wakes us.
             with anyio.CancelScope(deadline=now() + delay):
+                while not (self.unanswered or self.stopped or self.decided is not None):
+                    self.wake = anyio.Event()
+                    await self.wake.wait()
+        while self.decided is None and not self.stopped and self.not_before > now():
+            self.wake = anyio.Event()
+            with anyio.CancelScope(deadline=self.not_before):
                 await self.wake.wait()
-        if self.decided is not None:
+        if self.decided is not None or self.stopped:
             return False
         if self.unanswered:
             self.unanswered -= 1
@@ -134,8 +171,11 @@ class Hedging:
     result for which *on_result* is true; any other result is acceptable. The
     first acceptable result wins: the other attempts are cancelled, and their
     cleanup has finished when the call returns. An exception *on* does not match
-    is fatal: it cancels the other attempts and propagates as it was raised. If
-    every attempt fails, the caller gets the failure that came last, unchanged:
+    is fatal: it cancels the other attempts and propagates as it was raised, except
+    a `RejectedError` (a policy inside refused the attempt: a half-open breaker's
+    probe slot is taken, a bulkhead is full) while other attempts are under way,
+    which is a failure that starts no hedge at once. If every attempt fails, the
+    caller gets the failure that came last, unchanged:
     the exception propagates as it was raised, or the result is returned. Errors
     never reach the caller wrapped in an ``ExceptionGroup``.
 
@@ -148,7 +188,11 @@ class Hedging:
     retries do, and each call won by an acceptable result earns tokens back. When
     the budget refuses, the call starts no more hedges: the attempts under way
     carry on alone. A call whose classifier says it is not ``replayable`` (an HTTP
-    request whose body is a one-shot stream) makes one attempt, unhedged; a result
+    request whose body is a one-shot stream) makes one attempt, unhedged; one whose
+    classifier says it is not ``idempotent`` (a POST without an idempotency key) is
+    hedged only after a failure, never on the clock; a failure's ``delay_hint``
+    (``Retry-After``) holds the next hedge until then, and an infinite one starts
+    no more hedges. A result
     the call drops (a loser's, or a failure the next hedge supersedes) goes to the
     classifier's ``release``, if it has one. In testing mode
     (`resilient.testing.set_testing`) a call makes at most the mode's *attempts*;
@@ -224,17 +268,23 @@ class Hedging:
         mode = testing_mode.get()
         if mode is not None and mode.attempts is not None:
             attempts = min(attempts, mode.attempts)
-        if not getattr(ctx.classifier, "replayable", True):
+        classifier = ctx.classifier
+        if not getattr(classifier, "replayable", True):
             attempts = 1  # a call that cannot be sent twice (a streamed HTTP body) is not hedged
+        # A call that must not run twice at once (an HTTP POST without an idempotency
+        # key) gets its next attempt only after a failure the classifier would retry
+        # (one that shows the request never left), never on the clock.
+        delay = self.delay if getattr(classifier, "idempotent", True) else math.inf
         try:
             async with anyio.create_task_group() as tg:
-                race = _Race(tg.cancel_scope)
+                race = _Race(tg.cancel_scope, waits=mode is None or mode.waits)
                 attempt = 1
                 while True:
                     twin = ctx.fork()
                     twin.attempt = attempt
+                    race.running += 1
                     tg.start_soon(self._attempt, next_step, twin, race)
-                    if attempt >= attempts or not await race.next_hedge_due(self.delay):
+                    if attempt >= attempts or not await race.next_hedge_due(delay):
                         break
                     if self.budget is not None and not self.budget.try_retry():
                         break
@@ -272,23 +322,33 @@ class Hedging:
 
     async def _attempt(self, next_step: Step, ctx: Context, race: _Race) -> None:
         """One attempt: run it, judge its outcome, and wake the task that starts hedges."""
+        classifier = ctx.classifier
         try:
             try:
                 result = await next_step(ctx)
             except Exception as exc:  # noqa: BLE001 -- judged here; execute() raises fatal ones
+                race.running -= 1
                 outcome: Outcome[Any] = Outcome(exception=exc)
-                classifier = ctx.classifier
                 if classifier is not None and self.on is DEFAULT_ON:
                     failed = classifier.should_retry(outcome)
                 else:
                     failed = self._match(exc)
+                if not failed and race.running and isinstance(exc, RejectedError):
+                    # Refused by a policy inside (a half-open breaker's probe slot is
+                    # taken, a bulkhead is full): the attempts under way may still
+                    # answer, so it is a failure, not the end of the call.
+                    await release(classifier, race.failed(outcome, hedge=False))
+                    return
             else:
+                race.running -= 1
                 outcome = Outcome(result)
                 if self.on_result is not None:
                     failed = bool(self.on_result(result))
                 else:
-                    failed = ctx.classifier is not None and ctx.classifier.should_retry(outcome)
+                    failed = classifier is not None and classifier.should_retry(outcome)
+            if failed and classifier is not None:
+                race.pause(classifier.delay_hint(outcome))  # Retry-After, for HTTP
             dropped = race.failed(outcome) if failed else race.decide(outcome)
-            await release(ctx.classifier, dropped)
+            await release(classifier, dropped)
         finally:
             race.wake.set()

@@ -246,7 +246,9 @@ class Retry:
             try:
                 result = await next_step(ctx)
             except Exception as exc:
-                if not self._retries(ctx, exc):
+                # A call that cannot be made again (an HTTP request whose body was a
+                # one-shot stream) has now said why: that is final, whatever *on* says.
+                if not self._retries(ctx, exc) or not getattr(ctx.classifier, "replayable", True):
                     raise
                 outcome = Outcome(exception=exc)
                 continue

@@ -13,6 +13,7 @@ import anyio
 import httpx
 
 from .._clock import sleep
+from ..http._redact import Redaction
 from ..policies._validate import check_seconds
 
 if TYPE_CHECKING:
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["FaultLogEntry", "FaultStatistics", "FaultTransport"]
 
 _OWNER = "FaultTransport"
+
+_HEADER_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
+"""A header value httpx sends as it is: visible ASCII, inner spaces, no line break."""
+
+_REDACTION = Redaction()
 
 # The errors a script or *errors* may name, and the class of the request's library
 # (httpx or httpx2) each stands for. All of them take ``(message, *, request=...)``.
@@ -314,6 +320,9 @@ class FaultTransport(httpx.AsyncBaseTransport):
     def _check_latency(self) -> None:
         latency = self.latency
         if not isinstance(latency, tuple):
+            if isinstance(latency, list):
+                msg = f"{_OWNER}: latency must be seconds or a (low, high) tuple, got {latency!r}"
+                raise TypeError(msg)
             check_seconds(_OWNER, "latency", latency)
             return
         if len(latency) != 2:  # noqa: PLR2004 -- a (low, high) pair
@@ -330,11 +339,13 @@ class FaultTransport(httpx.AsyncBaseTransport):
         value = self.retry_after
         if value is None:
             return
-        allowed = "None, seconds (an int >= 0) or a non-empty str"
+        allowed = "None, seconds (an int >= 0) or a non-empty header value (ASCII, one line)"
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             msg = f"{_OWNER}: retry_after must be {allowed}, got {value!r} ({type(value).__name__})"
             raise TypeError(msg)
-        if (isinstance(value, int) and value < 0) or (isinstance(value, str) and not value.strip()):
+        if (isinstance(value, int) and value < 0) or (
+            isinstance(value, str) and not _HEADER_VALUE.fullmatch(value)
+        ):
             msg = f"{_OWNER}: retry_after must be {allowed}, got {value!r}"
             raise ValueError(msg)
 
@@ -404,7 +415,10 @@ class FaultTransport(httpx.AsyncBaseTransport):
         else:
             error = self._error(fault, request)
             kind = _kind(error)
-        state.log.append(FaultLogEntry(f"{request.method} {request.url}", kind))
+        # The URL as logs show it: a password or an API key in it is redacted.
+        state.log.append(
+            FaultLogEntry(f"{request.method} {_REDACTION.redact_url(request.url)}", kind)
+        )
         state.latency += delay
         if delay > 0:
             await sleep(delay)
