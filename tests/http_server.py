@@ -203,6 +203,11 @@ class LocalServer:
         """Connections the server holds open now."""
         return len(self._handlers)
 
+    async def connections_closed(self) -> None:
+        """Return once the server holds no connection open: each one's handler ended."""
+        while self._handlers:
+            await asyncio.wait(set(self._handlers))
+
     async def __aenter__(self) -> Self:
         await self.start()
         return self

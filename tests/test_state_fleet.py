@@ -4,14 +4,15 @@ Four OS processes, eight concurrent callers each, call a real HTTP server on
 127.0.0.1 (``tests/http_server.py``) that this test runs and controls, through
 ``resilient.http.Transport(Pipeline(CircuitBreaker(shared=RedisState(...))))``: no
 Retry, so every call is one request. The server records when each request arrived
-(``time.time()``) and which process sent it; each process writes every call's
-outcome (ok, failed, rejected) with its start and end times to a file of its own.
+(``time.time()``) and which process sent it; each process reports every call's
+outcome (ok, failed, rejected) with its start and end times on its stdout, a line each.
 The Redis hash of the circuit tells when the fleet's circuit opened.
 
 Phases: the server answers 500 until every process has seen the circuit open; then
 200 after 0.5 s, so half-open probes take long enough to overlap with the other
 callers' attempts. Real processes need real time: the test runs on the plain asyncio
-loop and polls. It skips when Redis is down, and fails under CI=true.
+loop and waits on the processes' reports. It skips when Redis is down, and fails under
+CI=true.
 
 This file is also the process that calls: ``python tests/test_state_fleet.py ...``.
 """
@@ -19,13 +20,11 @@ This file is also the process that calls: ``python tests/test_state_fleet.py ...
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -33,6 +32,10 @@ import pytest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
+    from typing import TextIO
+
+    import anyio.abc
 
     import http_server
 
@@ -53,8 +56,8 @@ PROCESS_HEADER = "x-process"
 # The calling process
 
 
-async def calls(url: str, redis: str, namespace: str, index: int, folder: Path) -> None:
-    """Run CALLERS callers until the stop file appears, writing each call's outcome."""
+async def calls(url: str, redis: str, namespace: str, index: int, reports: TextIO) -> None:
+    """Run CALLERS callers until a line on stdin says stop, reporting each call's outcome."""
     import resilient as rs
     from resilient.http import Transport
     from resilient.state import RedisState
@@ -69,39 +72,49 @@ async def calls(url: str, redis: str, namespace: str, index: int, folder: Path) 
         open_for=OPEN_FOR,
         half_open_calls=PROBES,
     )
-    stop = folder / "stop"
-    with (folder / f"outcomes-{index}.txt").open("a", buffering=1) as out:
-        transport = Transport(rs.Pipeline(breaker))
-        async with httpx.AsyncClient(transport=transport, timeout=10.0) as client:
+    stopping = asyncio.Event()
 
-            async def caller(n: int) -> None:
-                # Staggered starts: the fleet's calls spread evenly over each PACE.
-                await asyncio.sleep(PACE * (n * PROCESSES + index) / (PROCESSES * CALLERS))
-                while not stop.exists():
-                    start = time.time()
-                    try:
-                        response = await client.get(url, headers={PROCESS_HEADER: str(index)})
-                    except rs.CircuitOpenError as exc:
-                        outcome, detail = "rejected", exc.state
-                    except Exception as exc:
-                        outcome, detail = "error", type(exc).__name__
-                    else:
-                        outcome = "ok" if response.status_code == 200 else "failed"
-                        detail = str(response.status_code)
-                    out.write(f"{index} {n} {start:.6f} {time.time():.6f} {outcome} {detail}\n")
-                    await asyncio.sleep(PACE)
+    def report(line: str) -> None:
+        reports.write(line + "\n")
+        reports.flush()
 
-            (folder / f"ready-{index}").touch()
-            # The test writes "go" to every process's stdin at once: block until then.
+    async with httpx.AsyncClient(transport=Transport(rs.Pipeline(breaker)), timeout=10.0) as client:
+
+        async def caller(n: int) -> None:
+            # Staggered starts: the fleet's calls spread evenly over each PACE.
+            await asyncio.sleep(PACE * (n * PROCESSES + index) / (PROCESSES * CALLERS))
+            while not stopping.is_set():
+                start = time.time()
+                try:
+                    response = await client.get(url, headers={PROCESS_HEADER: str(index)})
+                except rs.CircuitOpenError as exc:
+                    outcome, detail = "rejected", exc.state
+                except Exception as exc:
+                    outcome, detail = "error", type(exc).__name__
+                else:
+                    outcome = "ok" if response.status_code == 200 else "failed"
+                    detail = str(response.status_code)
+                report(f"{index} {n} {start:.6f} {time.time():.6f} {outcome} {detail}")
+                await asyncio.sleep(PACE)
+
+        async def stop_on_the_next_line() -> None:
             await asyncio.to_thread(sys.stdin.readline)
-            await asyncio.gather(*(caller(n) for n in range(CALLERS)))
+            stopping.set()
+
+        report("ready")
+        # The test writes "go" to every process's stdin at once: block until then.
+        await asyncio.to_thread(sys.stdin.readline)
+        await asyncio.gather(stop_on_the_next_line(), *(caller(n) for n in range(CALLERS)))
     await state.aclose()
 
 
 def main(argv: list[str]) -> int:
-    """``URL REDIS_URL NAMESPACE INDEX FOLDER``: one calling process."""
-    url, redis, namespace, index, folder = argv
-    asyncio.run(calls(url, redis, namespace, int(index), Path(folder)))
+    """``URL REDIS_URL NAMESPACE INDEX``: one calling process, reporting on its stdout."""
+    url, redis, namespace, index = argv
+    # Reports go to the real stdout; anything else printed (logs) goes to stderr.
+    reports = sys.stdout
+    sys.stdout = sys.stderr
+    asyncio.run(calls(url, redis, namespace, int(index), reports))
     return 0
 
 
@@ -154,46 +167,72 @@ class Call:
     detail: str  # the status, CircuitOpenError.state, or the exception's type
 
 
-def outcomes(folder: Path) -> list[Call]:
-    """Every call the processes have written down so far (whole lines only)."""
-    found = []
-    for path in sorted(folder.glob("outcomes-*.txt")):
-        for line in path.read_text().splitlines(keepends=True):
-            if line.endswith("\n"):
-                p, n, start, end, outcome, detail = line.split()
-                found.append(Call(int(p), int(n), float(start), float(end), outcome, detail))
-    return found
+class Fleet:
+    """The calling processes, and what they have reported on their stdout so far."""
 
+    def __init__(self, logs: list[Path]) -> None:
+        self.logs = logs  # each process's stderr
+        self.processes: list[anyio.abc.Process] = []
+        self.calls: list[Call] = []
+        self.ready: set[int] = set()
+        self.ended: list[int] = []  # processes whose stdout closed
+        self._changed = anyio.Event()
 
-async def wait_for(
-    condition: Callable[[], bool],
-    processes: list[subprocess.Popen[bytes]],
-    logs: list[Path],
-    *,
-    within: float,
-    what: str,
-) -> None:
-    """Poll *condition*; fail if a process exits or *within* seconds pass first."""
-    with anyio.move_on_after(within):
-        while not condition():
-            for process, log in zip(processes, logs, strict=True):
-                if process.poll() is not None:
-                    text = log.read_text(errors="replace")[-3000:]
-                    pytest.fail(f"a process exited ({process.returncode}) before {what}:\n{text}")
-            # Other processes write what is polled, in real time: no event to wait on.
-            await anyio.sleep(0.005)
-        return
-    text = "\n".join(log.read_text(errors="replace")[-2000:] for log in logs)
-    pytest.fail(f"not {what} within {within} s:\n{text}")
+    async def start(self, tg: anyio.abc.TaskGroup, url: str, namespace: str) -> None:
+        """Start every process, and a task reading its reports."""
+        for index, log in enumerate(self.logs):
+            command = [sys.executable, __file__, url, REDIS_URL, namespace, str(index)]
+            with log.open("wb") as errors:
+                process = await anyio.open_process(command, stderr=errors)
+            self.processes.append(process)
+            tg.start_soon(self._read, index, process)
 
+    async def _read(self, index: int, process: anyio.abc.Process) -> None:
+        assert process.stdout is not None
+        pending = b""
+        async for chunk in process.stdout:
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if line == b"ready":
+                    self.ready.add(index)
+                else:
+                    p, n, start, end, outcome, detail = line.decode().split()
+                    self.calls.append(
+                        Call(int(p), int(n), float(start), float(end), outcome, detail)
+                    )
+            self._notify()
+        self.ended.append(index)
+        self._notify()
 
-def start(url: str, namespace: str, index: int, folder: Path, log: Path) -> subprocess.Popen[bytes]:
-    """Start calling process *index*, its output going to *log*."""
-    command = [sys.executable, __file__, url, REDIS_URL, namespace, str(index), str(folder)]
-    with log.open("wb") as out:
-        return subprocess.Popen(  # noqa: S603 -- this file, with our own interpreter
-            command, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT
-        )
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def tell_all(self, line: bytes) -> None:
+        for process in self.processes:
+            assert process.stdin is not None
+            await process.stdin.send(line)
+
+    async def wait_for(self, condition: Callable[[], bool], *, within: float, what: str) -> None:
+        """Wait until *condition* holds after a report; fail if a process ends first."""
+        with anyio.move_on_after(within):
+            while not condition():
+                if self.ended:
+                    text = self.logs[self.ended[0]].read_text(errors="replace")[-3000:]
+                    pytest.fail(f"a process ended before {what}:\n{text}")
+                await self._changed.wait()
+            return
+        text = "\n".join(log.read_text(errors="replace")[-2000:] for log in self.logs)
+        pytest.fail(f"not {what} within {within} s:\n{text}")
+
+    async def aclose(self) -> None:
+        """Kill what still runs, and wait for every process."""
+        with anyio.CancelScope(shield=True):
+            for process in self.processes:
+                if process.returncode is None:
+                    process.kill()
+                await process.wait()
+                await process.aclose()
 
 
 async def circuit_hash(namespace: str) -> dict[str, str]:
@@ -232,12 +271,11 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
     redis_url()  # skip (or fail under CI) when Redis is down
     namespace = f"fleet-{uuid.uuid4().hex[:12]}"
     downstream = Downstream()
-    processes: list[subprocess.Popen[bytes]] = []
-    logs = [tmp_path / f"process-{i}.log" for i in range(PROCESSES)]
+    fleet = Fleet([tmp_path / f"process-{i}.log" for i in range(PROCESSES)])
 
     def by_process() -> dict[int, list[Call]]:
         grouped: dict[int, list[Call]] = defaultdict(list)
-        for call in outcomes(tmp_path):
+        for call in fleet.calls:
             grouped[call.process].append(call)
         return grouped
 
@@ -249,27 +287,16 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
         )
 
     try:
-        async with LocalServer(default=downstream) as server:
-            processes += [
-                start(server.url, namespace, i, tmp_path, log) for i, log in enumerate(logs)
-            ]
-            await wait_for(
-                lambda: all((tmp_path / f"ready-{i}").exists() for i in range(PROCESSES)),
-                processes,
-                logs,
-                within=20,
-                what="every process ready",
+        async with LocalServer(default=downstream) as server, anyio.create_task_group() as tg:
+            await fleet.start(tg, server.url, namespace)
+            await fleet.wait_for(
+                lambda: len(fleet.ready) == PROCESSES, within=20, what="every process ready"
             )
             # Phase 1: the server fails every request, until every process has seen
             # the circuit open (a rejection).
-            for process in processes:
-                assert process.stdin is not None
-                process.stdin.write(b"go\n")
-                process.stdin.flush()
+            await fleet.tell_all(b"go\n")
             went = time.time()
-            await wait_for(
-                lambda: all_saw("rejected"), processes, logs, within=10, what="the circuit open"
-            )
+            await fleet.wait_for(lambda: all_saw("rejected"), within=10, what="the circuit open")
             opened = await circuit_hash(namespace)
             switched = time.time()
             open_until = float(opened["open_until"])
@@ -277,9 +304,7 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
             assert switched < open_until, "the test was too slow to switch the server in time"
             # Phase 2: the server recovers, slowly, so probes overlap other callers.
             downstream.status, downstream.delay = 200, RECOVERY_DELAY
-            await wait_for(
-                lambda: all_saw("ok"), processes, logs, within=10, what="every process closed"
-            )
+            await fleet.wait_for(lambda: all_saw("ok"), within=10, what="every process closed")
 
             # Let every process make three calls well after the probes were answered.
             def settled() -> bool:
@@ -293,24 +318,20 @@ async def test_a_fleet_of_processes_opens_probes_and_closes_one_shared_circuit(
                     for i in range(PROCESSES)
                 )
 
-            await wait_for(settled, processes, logs, within=10, what="every process settled")
-            (tmp_path / "stop").touch()
-            # Waited for in a thread: the processes' exit, not a polled status.
-            await anyio.to_thread.run_sync(lambda: [p.wait(timeout=10) for p in processes])
+            await fleet.wait_for(settled, within=10, what="every process settled")
+            await fleet.tell_all(b"stop\n")
+            with anyio.fail_after(10):
+                for process in fleet.processes:
+                    await process.wait()
             closed = await circuit_hash(namespace)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
-            if process.stdin is not None:
-                process.stdin.close()
+        await fleet.aclose()
         await forget(namespace)
 
-    assert [p.returncode for p in processes] == [0] * PROCESSES, [
-        log.read_text(errors="replace")[-2000:] for log in logs
+    assert [p.returncode for p in fleet.processes] == [0] * PROCESSES, [
+        log.read_text(errors="replace")[-2000:] for log in fleet.logs
     ]
-    everything = outcomes(tmp_path)
+    everything = fleet.calls
     grouped = by_process()
     arrivals = sorted(downstream.arrivals, key=lambda a: a.at)
     assert not [c for c in everything if c.outcome == "error"]

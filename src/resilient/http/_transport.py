@@ -295,13 +295,12 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
                 # As httpx reads it; an empty value is no key (it names no request).
                 key = value.decode(request.headers.encoding).strip() or None
                 break
-        extensions = request.extensions
         # httpx sends a redirect or an auth challenge's answer as a new request with
         # the headers (and extensions) of the first: a key minted for that is ours.
-        minted = key is not None and extensions.get(_MINTED) == key
+        minted = key is not None and request.extensions.get(_MINTED) == key
         if key is None and self.idempotency_keys and not options.is_idempotent(request.method):
             key = request.headers[options.idempotency_header] = secrets.token_urlsafe(24)
-            extensions[_MINTED] = key
+            request.extensions[_MINTED] = key
             minted = True
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
