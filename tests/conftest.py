@@ -6,12 +6,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 
 import resilient.instrumentation
 import resilient.testing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+# Hypothesis builds its table of unicode characters on the first st.text() draw of
+# a process (about a second), which its too_slow check blames on whichever test
+# draws first: with an empty .hypothesis/ cache, a lone run of that test fails.
+settings.register_profile("resilient", suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("resilient")
 
 
 @pytest.fixture(params=resilient.testing.anyio_backends(), ids=lambda backend: backend[0])

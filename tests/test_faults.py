@@ -124,6 +124,15 @@ async def test_the_log_redacts_secrets_in_the_url() -> None:
     assert entry.request.endswith("api.test/v1?api_key=[REDACTED]&page=2")
 
 
+async def test_the_log_redacts_with_the_redaction_given() -> None:
+    redaction = rs.http.Redaction(query=rs.http.SENSITIVE_QUERY | {"session"})
+    transport, _ = faulty(script=[503], redaction=redaction)
+    async with httpx.AsyncClient(transport=transport) as client:
+        await client.get("https://api.test/v1?session=sess-0123456789&page=2")
+    (entry,) = transport.log
+    assert entry.request.endswith("api.test/v1?session=[REDACTED]&page=2")
+
+
 async def test_script_errors_are_the_request_librarys() -> None:
     transport, _ = faulty(
         script=[
@@ -444,6 +453,7 @@ async def test_wraps_a_real_transport_against_a_real_server(local_server: LocalS
         ({"script": ["ok", 600]}, ValueError, r"script\[1\] must be an HTTP status"),
         ({"script": [None]}, TypeError, r"script\[0\] must be an error name or a callable"),
         ({"script": "ok"}, TypeError, r"script must be a list or tuple, got 'ok'"),
+        ({"redaction": {"session"}}, TypeError, r"redaction must be a resilient.http.Redaction"),
     ],
 )
 def test_options_are_validated(

@@ -124,6 +124,24 @@ def test_cookies_keep_names_and_lose_values(name: str, value: str, shown: str) -
     assert R.redact_headers([(name, value)]) == [(name, shown)]
 
 
+def test_set_cookie_values_folded_into_one_are_each_redacted() -> None:
+    # dict(response.headers) joins repeated Set-Cookie lines with ", ".
+    folded = (
+        f"theme={CANARY}; Path=/, sid={CANARY}; Expires=Wed, 21 Oct 2015 07:28:00 GMT; HttpOnly"
+    )
+    assert R.redact_headers({"set-cookie": folded}) == [
+        (
+            "set-cookie",
+            (
+                f"theme={PLACEHOLDER}; Path=/, "
+                f"sid={PLACEHOLDER}; Expires=Wed, 21 Oct 2015 07:28:00 GMT; HttpOnly"
+            ),
+        )
+    ]
+    scrub = R.scrubber({"set-cookie": folded})
+    assert CANARY not in scrub(f"got {CANARY}")
+
+
 def test_odd_header_input_does_not_raise() -> None:
     pairs: list[Any] = [
         (b"Authorization", b"Bearer \xff\xfe" + CANARY.encode()),
@@ -197,6 +215,15 @@ def test_no_sensitive_url_part_survives() -> None:
         (f"/relative?password={CANARY}", f"/relative?password={PLACEHOLDER}"),
         (f"http://[::1/?key={CANARY}", f"http://[::1/?key={PLACEHOLDER}"),  # malformed
         (f"https://example.com/?key={CANARY}".encode(), f"https://example.com/?key={PLACEHOLDER}"),
+        # ";" separates parameters too (HTML 4.01 B.2.2, and many servers).
+        (
+            f"https://example.com/?format=json;api_key={CANARY};page=2",
+            f"https://example.com/?format=json;api_key={PLACEHOLDER};page=2",
+        ),
+        (
+            f"https://b.s3.amazonaws.com/k?X-Amz-Credential={CANARY}&X-Amz-Expires=60",
+            f"https://b.s3.amazonaws.com/k?X-Amz-Credential={PLACEHOLDER}&X-Amz-Expires=60",
+        ),
     ],
 )
 def test_url_redaction(url: Any, shown: str) -> None:
@@ -514,6 +541,55 @@ def test_errors_from_the_next_transport_lose_the_requests_secrets(logs: list[Any
     assert not [t for t in texts if "canary-key-0001" in t or "canary-token-0002" in t]
     assert "[REDACTED]" in str(error)
     assert "[REDACTED]" in str(error.__cause__)
+
+
+def test_a_credential_with_a_line_break_is_scrubbed_as_errors_quote_it() -> None:
+    # base64.encodebytes wraps at 76 columns: h11 refuses the value and quotes it
+    # as repr() writes it, "\n" escaped, in "Illegal header value b'...'".
+    wrapped = base64.encodebytes(f"service@tenant.example:{CANARY}-{CANARY}".encode()).decode()
+    value = "Basic " + wrapped.strip()
+    assert "\n" in value
+    scrub = R.scrubber({"Authorization": value})
+    quoted = f"Illegal header value {value.encode()!r}"
+    assert CANARY not in scrub(quoted)
+    assert not any(line in scrub(quoted) for line in wrapped.split())
+    assert CANARY not in scrub(f"password {CANARY}-{CANARY} refused")  # decoded too
+
+
+def test_secret_fields_of_a_form_body_are_scrubbed() -> None:
+    from resilient.http._redact import body_fields
+
+    form = body_fields(
+        f"user=ada&client_secret={CANARY}&client_secret=second-{CANARY}".encode(),
+        "application/x-www-form-urlencoded; charset=utf-8",
+    )
+    assert form == {"user": ["ada"], "client_secret": [CANARY, f"second-{CANARY}"]}
+    assert R.redact_json(form) == {"user": ["ada"], "client_secret": PLACEHOLDER}
+    scrub = R.scrubber(body=form)
+    assert scrub(f"rejected {CANARY} and second-{CANARY}") == (
+        f"rejected {PLACEHOLDER} and {PLACEHOLDER}"
+    )
+    assert body_fields(b"a=1", "text/plain") is None
+
+
+def test_a_form_bodys_secret_is_scrubbed_from_errors_from_below() -> None:
+    from resilient.http import Transport
+    from resilient.testing import run
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot send {request.content.decode()}", request=request)
+
+    transport = Transport(next_transport=httpx.MockTransport(refuse))
+
+    async def main() -> str:
+        async with httpx.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx.ConnectError) as info:
+                await client.post("https://api.example/token", data={"client_secret": CANARY})
+        return str(info.value)
+
+    message = run(main)
+    assert CANARY not in message
+    assert f"client_secret={PLACEHOLDER}" in message
 
 
 KEYED_URL = "https://api.example.com/v1?api_key=canary-key-0001"

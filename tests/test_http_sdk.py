@@ -11,7 +11,7 @@ and the pipeline's hooks. Runs in virtual time on asyncio and trio.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 import httpx2
@@ -22,6 +22,9 @@ import resilient as rs
 from resilient import http as rsh
 from resilient.instrumentation import Hook, RetryDetails
 from resilient.testing import anyio_backends
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 pytestmark = pytest.mark.anyio
 
@@ -303,16 +306,25 @@ async def test_an_event_stream_is_retried_until_its_headers_then_handed_to_the_s
         "model": "gpt-test",
         "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}],
     }
-    events = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+    order: list[str] = []
+
+    async def events() -> AsyncIterator[bytes]:
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+        order.append("rest of the stream read")
+        yield b"data: [DONE]\n\n"
+
     stream_response = httpx2.Response(
-        200, headers={"content-type": "text/event-stream"}, content=events
+        200, headers={"content-type": "text/event-stream"}, content=events()
     )
     server = Server(503, stream_response)
     client = openai_client(server, idempotency_keys=True)
     async with client:
         stream = await client.chat.completions.create(model="gpt-test", messages=USER, stream=True)
+        order.append("the SDK has the stream")
         pieces = [event.choices[0].delta.content async for event in stream]
     assert pieces == ["Hel"]
+    # Handed over at its headers, not read whole inside the pipeline first.
+    assert order == ["the SDK has the stream", "rest of the stream read"]
     assert len(server.requests) == 2
     assert stream.response.extensions["resilient"]["attempts"] == 2
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import gc
+import gzip
 import math
 import sys
-import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from opentelemetry.trace import StatusCode
 
 import resilient as rs
 from resilient import http as rsh
-from resilient._clock import now, sleep
+from resilient._clock import now, sleep, wall
 from resilient._context import Context
 from resilient.http._classification import HttpCall
 from resilient.instrumentation import Hook
@@ -80,10 +81,14 @@ async def test_retries_a_retryable_status_and_reports_attempts() -> None:
 
 
 async def test_the_failed_attempts_responses_are_closed() -> None:
-    server = Server(503, 503, 200)
+    def streamed(status: int) -> Callable[[httpx.Request], httpx.Response]:
+        return lambda _: httpx.Response(status, stream=httpx.ByteStream(b"body"))
+
+    server = Server(streamed(503), streamed(503), streamed(200))
     async with client(server) as c:
         await c.get("/")
-    assert [r.is_closed for r in server.responses] == [True, True, True]
+        # Before the client is closed: the failed ones were closed by the transport.
+        assert [r.is_closed for r in server.responses] == [True, True, True]
 
 
 async def test_an_ordinary_4xx_is_returned_at_once() -> None:
@@ -151,7 +156,7 @@ async def test_retry_after_sets_the_wait() -> None:
 
 
 async def test_retry_after_as_an_http_date() -> None:
-    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    when = email.utils.formatdate(wall() + 30, usegmt=True)  # the virtual wall clock
     server = Server((503, {"Retry-After": when}), 200)
     async with client(server) as c:
         assert (await c.get("/")).status_code == 200
@@ -303,6 +308,33 @@ async def test_a_client_span_per_attempt() -> None:
     assert [h["resilient-attempt"] for h in server.headers] == ["1", "2", "3"]
 
 
+async def test_resend_count_counts_redirects_and_auth_challenges_too() -> None:
+    # OpenTelemetry: resends "for any reason, including redirects" and auth failures.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def network(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/old":
+            return httpx.Response(307, headers={"Location": "/new"})
+        if "authorization" not in request.headers:
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Digest realm="r", nonce="n"'})
+        return httpx.Response(200, extensions={"http_version": b"HTTP/2"})
+
+    transport = rsh.Transport(
+        rs.Pipeline(rs.Retry(), hooks=[]), httpx.MockTransport(network), tracer_provider=provider
+    )
+    async with httpx.AsyncClient(
+        transport=transport, follow_redirects=True, auth=httpx.DigestAuth("u", "p")
+    ) as c:
+        assert (await c.get("https://api.example/old")).status_code == 200
+    spans = sorted(exporter.get_finished_spans(), key=lambda span: span.start_time or 0)
+    assert [s.attributes.get("http.response.status_code") for s in spans] == [307, 401, 307, 200]
+    assert [s.attributes.get("http.request.resend_count") for s in spans] == [None, 1, 2, 3]
+    assert spans[-1].attributes.get("network.protocol.version") == "2"
+    assert "network.protocol.version" not in (spans[0].attributes or {})  # the mock says none
+
+
 async def test_the_default_pipeline_and_aclose() -> None:
     closed: list[bool] = []
 
@@ -418,6 +450,34 @@ async def test_a_per_partition_bulkhead_gives_each_origin_its_own_permits() -> N
         assert (await c.get("https://fast.example/")).status_code == 200
         release.set()
     assert "per_partition" in bulkhead.describe()
+
+
+async def test_a_new_origin_keeps_its_limit_when_every_kept_pool_is_busy() -> None:
+    """The pool of a new origin is never the one forgotten to make room for it."""
+    release = anyio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200)
+
+    bulkhead = rs.Bulkhead(1, per_partition=True, max_partitions=2)
+    transport = rsh.Transport(rs.Pipeline(bulkhead, hooks=[]), httpx.MockTransport(handler))
+    refused = 0
+
+    async def get(url: str) -> None:
+        nonlocal refused
+        try:
+            await c.get(url)
+        except rs.BulkheadFullError:
+            refused += 1
+
+    async with httpx.AsyncClient(transport=transport) as c, anyio.create_task_group() as tg:
+        for host in ["a", "b", "new", "new", "new"]:  # a and b fill the kept pools, busy
+            tg.start_soon(get, f"https://{host}.example/")
+            await sleep(0.1)
+        assert bulkhead.statistics(("https", "new.example", None)).running == 1
+        release.set()
+    assert refused == 2
 
 
 async def test_messages_and_logs_name_the_request_without_its_secrets(
@@ -549,6 +609,41 @@ async def test_a_default_port_written_out_is_the_same_origin() -> None:
         assert (await c.get("HTTPS://api.example:443/")).status_code == 200
     assert breaker.state(("http", "api.example", None)) is rs.CircuitState.OPEN
     assert breaker.state(("https", "api.example", None)) is rs.CircuitState.CLOSED
+
+
+async def test_an_ipv6_origin_is_one_origin_however_it_is_written() -> None:
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(3), min_calls=3, open_for=60)
+    server = Server(503, 503, 503)
+    transport = rsh.Transport(rs.Pipeline(breaker, hooks=[]), httpx.MockTransport(server))
+    async with httpx.AsyncClient(transport=transport) as c:
+        for host in ["[::abcd:1]", "[::ABCD:1]", "[0:0:0:0:0:0:abcd:1]"]:
+            assert (await c.get(f"http://{host}/")).status_code == 503
+        with pytest.raises(rs.CircuitOpenError):
+            await c.get("http://[::abcd:1]/")
+    assert breaker.state(("http", "::abcd:1", None)) is rs.CircuitState.OPEN
+
+
+async def test_an_open_origin_stays_open_while_many_new_origins_come_and_go() -> None:
+    """Per-origin circuits are forgotten least recently used first, not oldest first."""
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(2), min_calls=2, open_for=3600, max_keys=8)
+
+    def network(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503 if request.url.host == "down.example" else 200)
+
+    transport = rsh.Transport(rs.Pipeline(breaker, hooks=[]), httpx.MockTransport(network))
+    reached = 0
+    async with httpx.AsyncClient(transport=transport) as c:
+        for _ in range(2):
+            await c.get("https://down.example/")
+        for i in range(40):  # five times the circuits kept, each new
+            await c.get(f"https://origin-{i}.example/")
+            try:
+                await c.get("https://down.example/")
+                reached += 1
+            except rs.CircuitOpenError:
+                pass
+    assert reached == 0
+    assert breaker.statistics().keys == 8
 
 
 async def test_a_409_listed_in_retry_statuses_is_retried_without_a_key() -> None:
@@ -749,6 +844,33 @@ async def test_in_testing_mode_a_retry_after_past_the_cap_still_gives_up() -> No
     assert len(server.requests) == 1
 
 
+async def test_the_default_testing_mode_still_refuses_a_retry_after_past_the_cap() -> None:
+    """With one attempt (the default testing mode), the refusal is not hidden either."""
+    server = Server((503, {"Retry-After": "1200"}), 200)
+    with rs.testing.set_testing():
+        async with client(server) as c:
+            with pytest.raises(rsh.RetryAfterTooLongError):
+                await c.get("/")
+        async with client(Server(503, 200)) as c:  # an ordinary failure: returned, not retried
+            assert (await c.get("/")).status_code == 503
+
+
+async def test_an_asyncio_timeout_error_from_below_is_a_timeout() -> None:
+    """Before Python 3.11 asyncio.TimeoutError is a class of its own: retried all the same."""
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise asyncio.TimeoutError
+
+    server = Server(slow, 200)
+    breaker = rs.CircuitBreaker(window=rs.CountWindow(2), min_calls=2, failure_rate=0.9)
+    async with client(
+        server, rs.Pipeline(rs.Retry(backoff=FAST, budget=None), breaker, hooks=[])
+    ) as c:
+        assert (await c.get("/")).status_code == 200
+    assert len(server.requests) == 2
+    assert breaker.statistics(("https", "api.example", None)).failures == 1
+
+
 async def test_a_retry_after_past_a_hedges_own_deadline_gives_up_at_once() -> None:
     """A Timeout inside Hedging narrows the hedge's deadline only: the server's wait is
     weighed against that one, and the call still ends in RetryAfterTooLongError."""
@@ -916,6 +1038,24 @@ async def test_a_fallbacks_response_carries_the_calls_record() -> None:
         "delays": [0.5, 0.5],
         "idempotency_key": None,
     }
+
+
+async def test_a_fixed_fallback_response_is_a_copy_of_its_own_for_each_call() -> None:
+    # One object answers every call: the client writes each call's request into
+    # what it gets, so handing the value itself over would mix callers up.
+    cached = httpx.Response(
+        200, content=gzip.compress(b'{"cached": true}'), headers={"Content-Encoding": "gzip"}
+    )
+    server = Server(httpx.ConnectError, httpx.ConnectError)
+    policy = rs.Pipeline(rs.Fallback(value=cached), hooks=[])
+    async with client(server, policy) as c:
+        first = await c.get("/a")
+        second = await c.get("/b")
+    assert first is not second
+    assert (first.request.url.path, second.request.url.path) == ("/a", "/b")
+    assert first.json() == second.json() == {"cached": True}  # decoded once, not twice
+    assert first.extensions["resilient"]["attempts"] == 1
+    assert "resilient" not in cached.extensions  # the value itself is left as it was
 
 
 async def test_a_custom_on_does_not_retry_a_one_shot_body_again_and_again() -> None:

@@ -159,6 +159,8 @@ async def test_a_request_keeps_the_idempotency_key_it_carries(store: rs.stores.S
         (post("https://api.example.com/x?api_key=canary"), "api_key"),
         (post("https://user:canary@api.example.com/x"), "user information"),
         (post(json={"user": "a", "password": "canary"}), "password"),
+        (post(json=None, data={"client_secret": "canary"}), "client_secret"),  # a form
+        (post("https://api.example.com/x?format=json;api_key=canary"), "api_key"),
     ],
 )
 async def test_credentials_are_refused_at_enqueue(request_: httpx.Request, named: str) -> None:
@@ -738,6 +740,44 @@ async def test_a_described_dead_letter_shows_the_request_redacted(store: rs.stor
     assert ["x-tenant", "[REDACTED]"] in view["request"]["headers"]
     assert view["request"]["body"] == {"note": "n"}
     assert "tenant-canary" not in json.dumps(view)
+
+
+async def test_a_described_dead_letter_hides_the_secret_fields_of_a_form() -> None:
+    # Stored by an outbox told that no field is secret; shown with the defaults.
+    outbox = rs.Outbox(MemoryStore(), redaction=rs.http.Redaction(body_fields=set()), options=FAST)
+    request = post(json=None, data={"grant_type": "client_credentials", "client_secret": "canary"})
+    message_id = await outbox.send(request)
+    outbox.client = Receiver(400).client()
+    await drain(outbox)
+    letter = await outbox.dead_letters.get(message_id)
+    assert letter is not None
+    view = describe_letter(letter)
+    assert view["request"]["body"] == {
+        "grant_type": ["client_credentials"],
+        "client_secret": "[REDACTED]",
+    }
+    assert "canary" not in json.dumps(view)
+
+
+async def test_a_failure_is_scrubbed_whole_before_it_is_cut_to_length() -> None:
+    api_key = "ak_live_0123456789abcdefghijklmnopqrstuvwxyz"
+
+    def quote_the_key(request: httpx.Request) -> httpx.Response:
+        # The key straddles the 1000th character of "ConnectError: <message>".
+        padding = "x" * (1000 - len("ConnectError: ") - 20)
+        raise httpx.ConnectError(f"{padding}{request.headers['x-api-key']}", request=request)
+
+    client = httpx.AsyncClient(
+        transport=httpx.MockTransport(quote_the_key), headers={"X-Api-Key": api_key}
+    )
+    outbox = rs.Outbox(MemoryStore(), client=client, options=rs.DeliveryOptions(max_attempts=1))
+    message_id = await outbox.send(post())
+    await drain(outbox)
+    letter = await outbox.dead_letters.get(message_id)
+    assert letter is not None
+    assert letter.last_error is not None
+    assert api_key[:8] not in letter.last_error
+    assert "[REDACTED]" in letter.last_error
 
 
 async def test_a_malformed_dead_letter_is_described_with_its_raw_data() -> None:

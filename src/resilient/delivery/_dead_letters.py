@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._clock import sleep, wall
-from ..http._redact import Redaction
+from ..http._redact import Redaction, body_fields
 from ..policies._validate import check_count, check_seconds
 from ..stores._records import DeadLetter, DeadLetterFilter
 from ._errors import MalformedMessageError
@@ -262,7 +262,7 @@ def _describe(letter: DeadLetter, redaction: Redaction) -> dict[str, Any]:
             "method": message.method,
             "url": redaction.redact_url(message.url),
             "headers": [list(pair) for pair in redaction.redact_headers(message.headers)],
-            "body": _body_view(message.body, redaction),
+            "body": _body_view(message.body, _content_type(message.headers), redaction),
         }
     else:
         view["handler"] = message.name
@@ -270,7 +270,14 @@ def _describe(letter: DeadLetter, redaction: Redaction) -> dict[str, Any]:
     return view
 
 
-def _body_view(body: bytes, redaction: Redaction) -> Any:
+def _content_type(headers: Any) -> str:
+    return next((value for name, value in headers if name.lower() == "content-type"), "")
+
+
+def _body_view(body: bytes, content_type: str, redaction: Redaction) -> Any:
+    form = body_fields(body, content_type) if "json" not in content_type.lower() else None
+    if form is not None:  # a form, shown as {name: [values]} with its secrets hidden
+        return redaction.redact_json(form)
     try:
         return redaction.redact_json(json.loads(body))
     except (ValueError, RecursionError):
@@ -298,7 +305,7 @@ def _scrubber(data: str, redaction: Redaction) -> Any:
         try:
             body = json.loads(raw_body)
         except (ValueError, RecursionError):
-            body = None
+            body = body_fields(raw_body.encode("utf-8"), _content_type(pairs or ()))
     return redaction.scrubber(pairs, url if isinstance(url, str) else None, body=body)
 
 

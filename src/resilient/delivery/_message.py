@@ -15,11 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import unquote_plus
 
 import httpx
 
+from ..http._redact import body_fields
 from ._errors import MalformedMessageError, SecretInMessageError
 from ._options import check_text
 
@@ -124,7 +127,7 @@ def encode_http(
             "drop such headers at enqueue"
         )
         raise SecretInMessageError(msg)
-    fields = _secret_fields(_json_body(body, request.headers.get("content-type", "")), redaction)
+    fields = _secret_fields(body_fields(body, request.headers.get("content-type", "")), redaction)
     if fields:
         msg = (
             f"Outbox.send: the body field(s) {', '.join(sorted(fields))} carry credentials, "
@@ -155,7 +158,12 @@ def _check_url(url: httpx.URL, redaction: Redaction) -> None:
             "Give the relay's client an httpx Auth instead"
         )
         raise SecretInMessageError(msg)
-    secret_params = sorted({name for name in url.params if name.lower() in redaction.query})
+    # Split at ";" too, as redaction does: many servers read it as "&".
+    names = (
+        unquote_plus(part.partition("=")[0]).strip()
+        for part in re.split("[&;]", url.query.decode("ascii", "replace"))
+    )
+    secret_params = sorted({name for name in names if name.lower() in redaction.query})
     if secret_params:
         msg = (
             f"Outbox.send: the query parameter(s) {', '.join(secret_params)} carry credentials, "
@@ -281,15 +289,6 @@ def _field(document: dict[str, Any], name: str, kind: type[Any]) -> Any:
     if not isinstance(value, kind):
         raise MalformedMessageError(f"field {name!r} is a {type(value).__name__}")
     return value
-
-
-def _json_body(body: bytes, content_type: str) -> Any:
-    if not body or "json" not in content_type.lower():
-        return None
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
 
 
 def _secret_fields(value: Any, redaction: Redaction, depth: int = 0) -> set[str]:

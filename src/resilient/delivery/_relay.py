@@ -25,6 +25,7 @@ from ._errors import MalformedMessageError, UndeliverableError
 from ._message import HandlerMessage, HttpMessage, decode
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from ._outbox import Outbox
@@ -453,10 +454,13 @@ class Relay:
         return _DELIVERED
 
     def _failure(self, exc: BaseException, request: httpx.Request | None = None) -> Failure:
-        text = _error_text(exc)
-        if request is not None:
-            text = self.outbox.redaction.scrubber(request.headers, request.url)(text)
-        return Failure(wall(), text)
+        # Scrubbed whole, then cut: a secret across the cut would leave its first part.
+        scrub = (
+            None
+            if request is None
+            else self.outbox.redaction.scrubber(request.headers, request.url)
+        )
+        return Failure(wall(), _error_text(exc, scrub))
 
     async def _housekeeping(self) -> None:
         while not self._stopping:
@@ -486,6 +490,8 @@ class Relay:
             await self._idle(deadline - wall())
 
 
-def _error_text(exc: BaseException) -> str:
+def _error_text(exc: BaseException, scrub: Callable[[str], str] | None = None) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if scrub is not None:
+        text = scrub(text)
     return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._clock import now
+from .._clock import now, wall
 from .._context import Context
 from .._exceptions import DeadlineExceededError
 from ..policies._validate import check_seconds
@@ -46,6 +46,8 @@ _MAYBE_SENT = frozenset(
     {"ReadError", "ReadTimeout", "WriteError", "WriteTimeout", "RemoteProtocolError"}
 )
 
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, DeadlineExceededError)
+"""Timeouts: ``asyncio.TimeoutError`` is a class of its own before Python 3.11."""
 
 _WAIT_HEADERS = (b"retry-after", b"retry-after-ms")
 
@@ -247,7 +249,7 @@ class HttpCall(Context):
         names = _names(exc)
         if names & _NOT_SENT:
             return True
-        if names & _MAYBE_SENT or isinstance(exc, (TimeoutError, DeadlineExceededError)):
+        if names & _MAYBE_SENT or isinstance(exc, _TIMEOUTS):
             return self.idempotent
         return False
 
@@ -257,7 +259,7 @@ class HttpCall(Context):
         if exc is None:
             response: Any = outcome.result
             return response.status_code in self._options.failure_statuses
-        return _is_transport_error(exc) or isinstance(exc, TimeoutError)
+        return _is_transport_error(exc) or isinstance(exc, _TIMEOUTS)
 
     def delay_hint(self, outcome: Outcome[Any]) -> float | None:
         """The server's ``Retry-After`` (and kin); ``inf`` if it asks for too much."""
@@ -269,7 +271,9 @@ class HttpCall(Context):
             # Rate-limit reset headers describe a quota, and many APIs send them on
             # every response: only a 429 makes them a request to wait.
             headers = [(k, v) for k, v in headers.raw if k.lower() in _WAIT_HEADERS]
-        asked = parse_server_delay(headers, now=time.time(), cap=self._options.max_retry_after)
+        # Server times are wall-clock times: the loop's wall clock, which a
+        # virtual clock moves with its virtual time.
+        asked = parse_server_delay(headers, now=wall(), cap=self._options.max_retry_after)
         if asked is None:
             return None
         deadline = self.deadline

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus
 
 from ._options import check_header_name
 
@@ -85,6 +86,7 @@ SENSITIVE_QUERY: Final = frozenset(
         "sig",
         "signature",
         "x-amz-signature",
+        "x-amz-credential",
         "x-amz-security-token",
         "x-goog-signature",
     }
@@ -130,6 +132,18 @@ _COOKIE_ATTRIBUTES: Final = frozenset(
 
 _CREDENTIALS: Final = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]+(.*)", re.DOTALL)
 """An Authorization value: the scheme (an RFC 9110 token), whitespace, the credentials."""
+
+_QUERY_SEPARATOR: Final = re.compile(r"([&;])")
+"""Between query parameters: ``&``, and ``;`` too (HTML 4.01 B.2.2; many servers split on it)."""
+
+_NEXT_COOKIE: Final = re.compile(r",[ \t]*(?=[!#$%&'*+.^_`|~0-9A-Za-z-]+=)")
+"""Where folded ``Set-Cookie`` values (``a=1; Path=/, b=2``) meet: a comma before a name=.
+
+An ``Expires`` date has a comma too, but a day number follows it, never ``name=``.
+"""
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
+"""Characters a header value may not hold: an error that meets them quotes the value escaped."""
 
 
 def _names(owner_field: str, value: Any) -> frozenset[str]:
@@ -266,15 +280,19 @@ class Redaction:
         elif lower == "cookie":
             return "; ".join(self._cookie(piece) for piece in value.split(";") if piece.strip())
         elif lower == "set-cookie":
-            pair, *attributes = value.split(";")
-            kept = [self._cookie(pair)]
-            for attribute in attributes:
-                if attribute.strip():
-                    attribute_name = attribute.partition("=")[0].strip().lower()
-                    known = attribute_name in _COOKIE_ATTRIBUTES
-                    kept.append(attribute.strip() if known else self._cookie(attribute))
-            return "; ".join(kept)
+            # A mapping (dict(response.headers)) folds repeated values into one.
+            return ", ".join(self._set_cookie(one) for one in _NEXT_COOKIE.split(value))
         return self.placeholder
+
+    def _set_cookie(self, value: str) -> str:
+        pair, *attributes = value.split(";")
+        kept = [self._cookie(pair)]
+        for attribute in attributes:
+            if attribute.strip():
+                attribute_name = attribute.partition("=")[0].strip().lower()
+                known = attribute_name in _COOKIE_ATTRIBUTES
+                kept.append(attribute.strip() if known else self._cookie(attribute))
+        return "; ".join(kept)
 
     def _cookie(self, piece: str) -> str:
         name, equals, _ = piece.strip().partition("=")
@@ -324,12 +342,12 @@ class Redaction:
         return unquote_plus(name).strip().lower() in self.query
 
     def _query(self, query: str) -> str:
-        pieces = query.split("&")
-        for i, piece in enumerate(pieces):
-            name, equals, _ = piece.partition("=")
+        pieces = _QUERY_SEPARATOR.split(query)  # the separators kept, at odd indexes
+        for i in range(0, len(pieces), 2):
+            name, equals, _ = pieces[i].partition("=")
             if equals and self._is_secret_param(name):
                 pieces[i] = f"{name}={self.placeholder}"
-        return "&".join(pieces)
+        return "".join(pieces)
 
     # Bodies
 
@@ -406,7 +424,7 @@ class Redaction:
     def _url_secrets(self, url: str) -> Iterable[str]:
         rest, _, fragment = url.partition("#")
         base, _, query = rest.partition("?")
-        for part in (*query.split("&"), *fragment.split("&")):
+        for part in (*re.split("[&;]", query), *re.split("[&;]", fragment)):
             name, equals, value = part.partition("=")
             if equals and self._is_secret_param(name):
                 yield from _encodings(value)
@@ -428,13 +446,42 @@ class Redaction:
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if isinstance(key, str) and key.lower() in self.body_fields:
-                    if isinstance(item, (str, int, float)) and not isinstance(item, bool):
-                        secrets.add(str(item))
+                    _leaves(item, depth + 1, secrets)  # a list of them too (a form's)
                 else:
                     self._body_secrets(item, depth + 1, secrets, seen)
         else:
             for item in value:
                 self._body_secrets(item, depth + 1, secrets, seen)
+
+
+def body_fields(content: bytes, content_type: str) -> Any:
+    """A body as fields to look for secrets in, or None.
+
+    JSON as it parses; a form (``application/x-www-form-urlencoded``) as
+    ``{name: [values]}``, which `Redaction.redact_json` and `Redaction.scrubber`
+    read like JSON; None for any other type, or a body that does not parse.
+    """
+    kind = content_type.partition(";")[0].strip().lower()
+    if "json" in kind:
+        try:
+            return json.loads(content)
+        except (ValueError, RecursionError):
+            return None
+    if kind != "application/x-www-form-urlencoded":
+        return None
+    fields: dict[str, list[str]] = {}
+    for name, value in parse_qsl(_text(content), keep_blank_values=True):
+        fields.setdefault(name, []).append(value)
+    return fields
+
+
+def _leaves(value: Any, depth: int, secrets: set[str]) -> None:
+    """Add the text of every number and string in *value*, a secret field's value."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        secrets.add(str(value))
+    elif depth < _MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        for item in value.values() if isinstance(value, Mapping) else value:
+            _leaves(item, depth + 1, secrets)
 
 
 def _encodings(value: str) -> list[str]:
@@ -443,8 +490,13 @@ def _encodings(value: str) -> list[str]:
 
 
 def _header_secrets(name: str, value: str) -> list[str]:
-    """The secret strings in the value of sensitive header *name*."""
-    secrets = [value, value.strip()]
+    """The secret strings in the value of sensitive header *name*.
+
+    A value with control characters in it (a line break, say) is refused by the
+    HTTP library, whose error quotes it escaped, as ``repr`` writes it: those
+    forms, and each piece between the control characters, are secrets too.
+    """
+    secrets = [value, value.strip(), *_escaped(value)]
     if name in {"authorization", "proxy-authorization"}:
         match = _CREDENTIALS.fullmatch(value.strip())
         if match:
@@ -460,18 +512,26 @@ def _header_secrets(name: str, value: str) -> list[str]:
                     secrets.append(param_value.strip().strip('"'))
     elif name in {"cookie", "set-cookie"}:
         pieces = value.split(";")
-        if name == "set-cookie":
-            pieces = pieces[:1]  # the rest are attributes
+        if name == "set-cookie":  # the first piece of each folded value; the rest are attributes
+            pieces = [one.split(";", 1)[0] for one in _NEXT_COOKIE.split(value)]
         for piece in pieces:
             _, equals, cookie_value = piece.partition("=")
             secrets.append(cookie_value.strip().strip('"') if equals else piece.strip())
     return secrets
 
 
+def _escaped(value: str) -> list[str]:
+    """*value* as `repr` writes it (str and bytes), and its pieces, if it has control chars."""
+    if not _CONTROL.search(value):
+        return []
+    forms = [repr(value)[1:-1], repr(value.encode("utf-8", "replace"))[2:-1]]
+    return forms + [piece.strip() for piece in _CONTROL.split(value)]
+
+
 def _basic_secrets(credentials: str) -> list[str]:
     """``user:password`` and ``password`` from Basic *credentials*, if they decode."""
-    try:
-        decoded = base64.b64decode(credentials, validate=True)
+    try:  # base64 wrapped in lines (encodebytes) is still that password
+        decoded = base64.b64decode("".join(credentials.split()), validate=True)
     except (binascii.Error, ValueError):
         return []
     text = _text(decoded)

@@ -6,7 +6,8 @@ first value it can use, as a `ServerDelay`:
 =========================  ===================================================
 ``retry-after-ms``         milliseconds (OpenAI, Azure OpenAI)
 ``Retry-After``            delta-seconds, or an HTTP-date (RFC 9110 §10.2.3)
-``RateLimit-Reset``        delta-seconds (the IETF ``RateLimit`` header draft)
+``RateLimit-Reset``        delta-seconds (the IETF ``RateLimit`` header draft), or a
+                           UNIX time (as some servers send it)
 ``X-RateLimit-Reset``      delta-seconds, or a UNIX time (GitHub and many more)
 =========================  ===================================================
 
@@ -29,9 +30,11 @@ What counts as usable, and why:
 - A date (or an ``X-RateLimit-Reset`` UNIX time) in the past is ignored like
   junk: usually it means the clocks disagree, and then the next header (or the
   caller's normal backoff) is a better guide than "retry now".
-- ``X-RateLimit-Reset`` above ``10**9`` (2001-09-09 as a UNIX time, 31 years as
-  a delay) is a UNIX time in seconds; above ``10**12`` (year 33658 in seconds)
-  it is a UNIX time in milliseconds, as some APIs send.
+- ``RateLimit-Reset`` and ``X-RateLimit-Reset`` above ``10**9`` (2001-09-09 as
+  a UNIX time, 31 years as a delay) are a UNIX time in seconds; above ``10**12``
+  (year 33658 in seconds) a UNIX time in milliseconds, as some APIs send. The
+  draft says delta-seconds, but servers (GitLab's, for one) send a UNIX time,
+  and no server means a wait of 31 years.
 - Duplicates: each header may come as several field lines, or as one line that
   a proxy joined with commas. The values are tried in order and the first
   usable one wins; a later header is read only if no value of an earlier one is
@@ -187,10 +190,6 @@ def _read_retry_after(text: str, now: float) -> float | None:
     return None if at is None else _until(at, now)
 
 
-def _read_seconds(text: str, now: float) -> float | None:  # noqa: ARG001
-    return _number(text)
-
-
 def _read_reset(text: str, now: float) -> float | None:
     value = _number(text)
     if value is None or value <= _EPOCH_SECONDS:
@@ -203,7 +202,7 @@ def _read_reset(text: str, now: float) -> float | None:
 _READERS: Final[tuple[tuple[DelayHeader, Callable[[str, float], float | None]], ...]] = (
     ("retry-after-ms", _read_milliseconds),
     ("retry-after", _read_retry_after),
-    ("ratelimit-reset", _read_seconds),
+    ("ratelimit-reset", _read_reset),
     ("x-ratelimit-reset", _read_reset),
 )
 
@@ -288,7 +287,7 @@ def _timestamp(year: int, month: str, day: str, clock: list[str]) -> float | Non
             59 if leap else second,
             tzinfo=timezone.utc,
         )
-    except ValueError:  # day 31 of a 30-day month, hour 24, year 0, ...
+    except (ValueError, OverflowError):  # day 31 of a 30-day month, hour 24, year 0, 10**20, ...
         return None
     return moment.timestamp() + leap
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
+import ipaddress
 import secrets
 import sys
 import time
@@ -29,7 +30,7 @@ from ._errors import (
     RetryAfterTooLongError,
 )
 from ._options import check_header_name
-from ._redact import Redaction
+from ._redact import Redaction, body_fields
 
 if sys.version_info < (3, 11):  # pragma: no cover -- a builtin from 3.11
     from exceptiongroup import BaseExceptionGroup
@@ -55,6 +56,9 @@ _KNOWN_METHODS = frozenset(
 _MINTED = "resilient.minted_idempotency_key"
 """The request extension that holds a key the transport minted (httpx copies it on)."""
 
+_SENDS = "resilient.sends"
+"""The request extension that counts a traced request's sends, redirects and auth included."""
+
 _TRACING_RECHECK = 0.1
 """Seconds between checks for a global tracer provider set after the transport was made."""
 
@@ -79,6 +83,15 @@ _NEEDED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "con
 """Headers the request needs as they are: no attempt number may take their place."""
 
 
+@functools.lru_cache(maxsize=256)
+def _ipv6(host: str) -> str:
+    """An IPv6 address in its one canonical spelling (RFC 5952), so that it is one origin."""
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
+
+
 def _check_option(name: str, value: Any, kind: type) -> None:
     """Check that *value* is None or an instance of *kind* (not the class itself)."""
     if value is not None and not isinstance(value, kind):
@@ -86,14 +99,39 @@ def _check_option(name: str, value: Any, kind: type) -> None:
         raise TypeError(msg)
 
 
-def _json_body(request: Any) -> Any:
-    """The request's JSON body, for the scrubber to find secret fields in; None otherwise."""
-    if "json" not in request.headers.get("content-type", "").lower():
-        return None
+def _body_fields(request: Any) -> Any:
+    """The request's JSON or form body, for the scrubber to find secret fields in; or None."""
     try:
-        return json.loads(request.content)
-    except Exception:  # noqa: BLE001 -- a stream not read, bytes that are not JSON: no fields
+        content = request.content
+    except Exception:  # noqa: BLE001 -- RequestNotRead (a stream): no fields to read
         return None
+    return body_fields(content, request.headers.get("content-type", ""))
+
+
+_REENCODED = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+"""Headers that describe the body as it was sent, not the decoded bytes a copy holds."""
+
+
+def _own_copy(response: Any) -> Any:
+    """A copy of *response*, a substitute, for one caller; *response* itself if unread.
+
+    ``Fallback(value=response)`` answers every call with one object, and the client
+    writes its request, stream and timing into what it is given: each call gets a
+    response of its own. One whose body was never read is handed over as it is: it
+    can be read once anyway.
+    """
+    try:
+        content = response.content
+    except Exception:  # noqa: BLE001 -- ResponseNotRead, of httpx or of httpx2
+        return response
+    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _REENCODED]
+    return type(response)(
+        response.status_code,
+        headers=headers,
+        content=content,
+        extensions=dict(response.extensions),
+        default_encoding=response.default_encoding,
+    )
 
 
 _MAX_ERRORS = 32
@@ -281,7 +319,7 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
             options.append(f"redaction={self.redaction!r}")
         return f"resilient.http.Transport({', '.join(options)})"
 
-    async def handle_async_request(self, request: Any) -> Any:  # noqa: C901 -- the hot path, inlined on purpose
+    async def handle_async_request(self, request: Any) -> Any:  # noqa: C901, PLR0912 -- the hot path, inlined on purpose
         """Send *request* through the pipeline; return the response of the last attempt."""
         options = self.classification
         # The caller's key, from the public raw pairs: httpx's Headers.get re-derives
@@ -304,6 +342,8 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
             minted = True
         url = request.url
         host = url.host  # not cheap: it checks for an IDNA name every time
+        if ":" in host:  # an IPv6 address, which has many spellings
+            host = _ipv6(host)
         scheme, port = url.scheme, url.port
         if port is not None and _DEFAULT_PORTS.get(scheme) == port:
             port = None  # httpx drops a default port only if the scheme was lower case
@@ -338,6 +378,7 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
                 await close_all([r for r in streams if r is not keep])
         if "resilient" not in response.extensions:
             # Not an attempt's answer (a Fallback's, say): the record is the call's.
+            response = _own_copy(response)
             self._record(response, call, call)
         refused = call.refused
         if refused is not None and refused[1] is response:
@@ -387,9 +428,17 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
         span = self._tracer.start_span(
             method if method in _KNOWN_METHODS else "HTTP", kind=trace.SpanKind.CLIENT
         )
+        # Sends of this request for any reason, as OpenTelemetry counts resends. httpx
+        # copies the extensions into a redirect's request: the count is in a list,
+        # which the copy shares, so the whole chain counts as one.
+        counter = request.extensions.get(_SENDS)
+        if counter is None:
+            counter = request.extensions[_SENDS] = [0]
+        sends = counter[0]
+        counter[0] = sends + 1
         if not span.is_recording():  # sampled out
             return await self._exchange(request, ctx, call)
-        span.set_attributes(self._span_attributes(request, call.sent))
+        span.set_attributes(self._span_attributes(request, sends))
         with trace.use_span(span, end_on_exit=True):
             try:
                 response = await self._exchange(request, ctx, call)
@@ -400,6 +449,9 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
                 raise
             status = response.status_code
             span.set_attribute("http.response.status_code", status)
+            version = response.extensions.get("http_version")  # b"HTTP/1.1", b"HTTP/2"
+            if isinstance(version, bytes) and version.startswith(b"HTTP/"):
+                span.set_attribute("network.protocol.version", version[5:].decode("ascii"))
             if status >= 400:  # noqa: PLR2004 -- OTel semconv: an error for a client span
                 span.set_attribute("error.type", str(status))
                 span.set_status(trace.StatusCode.ERROR)
@@ -457,7 +509,7 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
         scrubbed, and so are the errors it chains (cause and context) and, for
         an exception group, its members.
         """
-        scrub = self.redaction.scrubber(request.headers, request.url, body=_json_body(request))
+        scrub = self.redaction.scrubber(request.headers, request.url, body=_body_fields(request))
         if not scrub:
             return
         seen: set[int] = set()
@@ -474,7 +526,7 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
             if isinstance(error, BaseExceptionGroup):
                 pending.extend(error.exceptions)
 
-    def _span_attributes(self, request: Any, sent: int) -> dict[str, Any]:
+    def _span_attributes(self, request: Any, resends: int) -> dict[str, Any]:
         url = request.url
         method = request.method
         attributes: dict[str, Any] = {
@@ -485,8 +537,8 @@ class Transport(_Base):  # type: ignore[misc]  # an Any base, on purpose (see _B
         }
         if method not in _KNOWN_METHODS:
             attributes["http.request.method_original"] = method
-        if sent > 1:  # requests this call sent, this one included: retries and hedges
-            attributes["http.request.resend_count"] = sent - 1
+        if resends:  # retries, hedges, redirects and auth challenges alike
+            attributes["http.request.resend_count"] = resends
         return attributes
 
     @staticmethod

@@ -420,7 +420,7 @@ class CircuitBreaker:
             circuits[key] = circuit
             if len(circuits) > self.max_keys:
                 circuits.popitem(last=False)
-        elif self.key is not None:
+        else:
             circuits.move_to_end(key)
         return circuit
 
@@ -432,9 +432,15 @@ class CircuitBreaker:
         elif partition is None:
             circuit = self._single  # type: ignore[assignment]
         else:
-            # One circuit per origin, say; a partition's circuit is not moved to the
-            # end (only keyed ones are), so a known one is taken as it is.
-            circuit = self._circuits.get(partition) or self._circuit(partition)
+            # One circuit per origin, say: the least recently used one is forgotten
+            # first, so a busy origin's open circuit outlives a crowd of new origins.
+            circuits = self._circuits
+            known = circuits.get(partition)
+            if known is None:
+                circuit = self._circuit(partition)
+            else:
+                circuit = known
+                circuits.move_to_end(partition)
         # A closed circuit admits without reading the clock or the hooks.
         if circuit.state is _CLOSED:
             epoch = circuit.epoch

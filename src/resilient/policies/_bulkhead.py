@@ -171,14 +171,15 @@ class Bulkhead:
         partitions = self._partitions
         permits = partitions.get(partition)
         if permits is None:
-            permits = partitions[partition] = _Permits()
-            if len(partitions) > self.max_partitions:
-                # Forget the least recently used idle pool; a busy one must stay,
-                # or its limit would not hold.
+            if len(partitions) >= self.max_partitions:
+                # Forget the least recently used idle pool, before the new one is
+                # made (it would be idle too); a busy one must stay, or its limit
+                # would not hold: with every pool busy, there are more pools.
                 for key, old in partitions.items():
                     if not old.running and not old.queue:
                         del partitions[key]
                         break
+            permits = partitions[partition] = _Permits()
         else:
             partitions.move_to_end(partition)
         return permits

@@ -298,6 +298,9 @@ class Retry:
         if state is not None:
             self._record(state, attempt, outcome)
         if attempt >= attempts:
+            # The testing mode's lower limit must not hide the refusal production makes.
+            if attempt < self.attempts and self._hint(ctx, outcome) == math.inf:
+                return math.inf, "delay_hint"
             return 0.0, "attempts"
         delay = self._delay(ctx, attempt, outcome, state, previous)
         if delay == math.inf:  # asked even without waits: giving up is what production does
@@ -335,17 +338,22 @@ class Retry:
         state: tenacity.RetryCallState | None,
         previous: float,
     ) -> float:
-        hint = self.delay_hint(outcome) if self.delay_hint is not None else None
-        if hint is None and ctx.classifier is not None:
-            hint = ctx.classifier.delay_hint(outcome)  # Retry-After, for HTTP
-        if hint is None and isinstance(outcome.exception, RejectedError):
-            hint = outcome.exception.retry_after  # an open breaker says when to come back
+        hint = self._hint(ctx, outcome)
         # A negative or NaN hint is ignored; an infinite one means "do not wait for me".
         if hint is not None and hint >= 0:
             return hint
         if isinstance(self.backoff, Backoff):
             return self.backoff.delay(attempt, previous)
         return self.backoff(state)  # type: ignore[arg-type]
+
+    def _hint(self, ctx: Context, outcome: Outcome[Any]) -> float | None:
+        """The wait that the outcome asks for, if it asks: *delay_hint*'s, or the classifier's."""
+        hint = self.delay_hint(outcome) if self.delay_hint is not None else None
+        if hint is None and ctx.classifier is not None:
+            hint = ctx.classifier.delay_hint(outcome)  # Retry-After, for HTTP
+        if hint is None and isinstance(outcome.exception, RejectedError):
+            hint = outcome.exception.retry_after  # an open breaker says when to come back
+        return hint
 
     def _give_up(
         self, ctx: Context, outcome: Outcome[Any], reason: GiveUpReason, attempts: int

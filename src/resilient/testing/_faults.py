@@ -199,8 +199,11 @@ class FaultTransport(httpx.AsyncBaseTransport):
        otherwise ``"ok"``: the request is forwarded to the wrapped transport.
 
     Faults are decided when a request arrives, before any wait, so concurrent
-    requests get them in arrival order, and with a *seed* the same requests get
-    the same faults, run after run. `log` and `statistics()` say what was done.
+    requests get them in arrival order, and with a *seed* the n-th request to
+    arrive gets the same fault, run after run. (Trio starts concurrent tasks in
+    a random order, so there the same *requests* get them only when they are
+    sent one after another.) `log` and `statistics()` say what was done; the
+    URLs in `log` are redacted with *redaction*.
 
     A script entry is ``"ok"`` (forward), an HTTP status such as ``503``,
     ``"hang"`` (wait until cancelled: for testing timeouts), ``"error"`` (one of
@@ -229,6 +232,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
                                                   header value (a non-empty str)
     ``seed``         ``None`` (a fresh sequence)  ``None`` or an int
     ``script``       ``()``                       a list of script entries (see above)
+    ``redaction``    ``Redaction()``              a `resilient.http.Redaction`
     ===============  ===========================  =========================================
 
     Example, in a test of your own::
@@ -257,6 +261,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
         retry_after: A ``Retry-After`` value for injected statuses.
         seed: The seed of the transport's own ``random.Random``.
         script: Faults for the first requests, in order, before any random fault.
+        redaction: What the URLs in `log` hide (the transport's own, for its settings).
 
     Raises:
         TypeError: If an option has the wrong type.
@@ -274,6 +279,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
     retry_after: int | str | None = None
     seed: int | None = None
     script: Sequence[int | str | Callable[[Any], BaseException]] = ()
+    redaction: Redaction = _REDACTION
     _state: _State = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -304,11 +310,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
         for i, status in enumerate(statuses):
             _check_status(f"statuses[{i}]", status)
         self._check_retry_after()
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            msg = f"{_OWNER}: seed must be an int or None, got {self.seed!r}"
-            raise TypeError(msg + f" ({type(self.seed).__name__})")
+        self._check_seed_and_redaction()
         script = _as_tuple("script", self.script)
         for i, item in enumerate(script):
             _check_script_item(f"script[{i}]", item)
@@ -316,6 +318,16 @@ class FaultTransport(httpx.AsyncBaseTransport):
         object.__setattr__(self, "statuses", statuses)
         object.__setattr__(self, "script", script)
         object.__setattr__(self, "_state", _State(self.seed, script))
+
+    def _check_seed_and_redaction(self) -> None:
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            msg = f"{_OWNER}: seed must be an int or None, got {self.seed!r}"
+            raise TypeError(msg + f" ({type(self.seed).__name__})")
+        if not isinstance(self.redaction, Redaction):
+            msg = f"{_OWNER}: redaction must be a resilient.http.Redaction, got {self.redaction!r}"
+            raise TypeError(msg)
 
     def _check_latency(self) -> None:
         latency = self.latency
@@ -417,7 +429,7 @@ class FaultTransport(httpx.AsyncBaseTransport):
             kind = _kind(error)
         # The URL as logs show it: a password or an API key in it is redacted.
         state.log.append(
-            FaultLogEntry(f"{request.method} {_REDACTION.redact_url(request.url)}", kind)
+            FaultLogEntry(f"{request.method} {self.redaction.redact_url(request.url)}", kind)
         )
         state.latency += delay
         if delay > 0:
