@@ -215,19 +215,27 @@ def test_no_sensitive_url_part_survives() -> None:
         (f"/relative?password={CANARY}", f"/relative?password={PLACEHOLDER}"),
         (f"http://[::1/?key={CANARY}", f"http://[::1/?key={PLACEHOLDER}"),  # malformed
         (f"https://example.com/?key={CANARY}".encode(), f"https://example.com/?key={PLACEHOLDER}"),
-        # ";" separates parameters too (HTML 4.01 B.2.2, and many servers).
+        # ";" separates parameters too (HTML 4.01 B.2.2, and many servers); a secret's
+        # value still runs to the next "&", ";" and all.
         (
-            f"https://example.com/?format=json;api_key={CANARY};page=2",
-            f"https://example.com/?format=json;api_key={PLACEHOLDER};page=2",
+            f"https://example.com/?format=json;api_key={CANARY};page=2&q=1",
+            f"https://example.com/?format=json;api_key={PLACEHOLDER}&q=1",
         ),
+        # ... but a secret's value runs to the next "&": ";" is allowed in a value.
+        (
+            f"https://cdn.example/f?token=exp=1700000000;hmac={CANARY}&x=1",
+            f"https://cdn.example/f?token={PLACEHOLDER}&x=1",
+        ),
+        ("https://example.com/?fields=name;key&tags=a;token", None),  # no values to hide
         (
             f"https://b.s3.amazonaws.com/k?X-Amz-Credential={CANARY}&X-Amz-Expires=60",
             f"https://b.s3.amazonaws.com/k?X-Amz-Credential={PLACEHOLDER}&X-Amz-Expires=60",
         ),
     ],
 )
-def test_url_redaction(url: Any, shown: str) -> None:
-    assert R.redact_url(url) == shown
+def test_url_redaction(url: Any, shown: str | None) -> None:
+    assert R.redact_url(url) == (url if shown is None else shown)
+    assert CANARY not in R.scrubber(url=url)(str(url))
 
 
 def test_url_query_names_are_configurable_and_case_insensitive() -> None:
@@ -477,6 +485,25 @@ def test_redacted_urls_do_not_depend_on_the_secret(secret: str, name: str, other
     assert redacted(secret) == redacted(DUMMY)
 
 
+raw_values = st.text(
+    st.characters(exclude_categories=("Z", "C"), exclude_characters="&#"),
+    min_size=MIN_SECRET_LENGTH,
+    max_size=24,
+)
+
+
+@given(raw_values, st.sampled_from(sorted(SENSITIVE_QUERY)), st.sampled_from([";", "&"]))
+def test_a_raw_query_secret_is_hidden_whatever_it_holds(secret: str, name: str, sep: str) -> None:
+    # Written into the query as it is: ";" and "=" inside a secret's value included,
+    # and ";" or "&" before the parameter.
+    def redacted(value: str) -> str:
+        return R.redact_url(f"https://example.com/p?page=2{sep}{name}={value}&x=1")
+
+    url = f"https://example.com/p?page=2{sep}{name}={secret}&x=1"
+    assert redacted(secret) == redacted(DUMMY)
+    assert secret not in R.scrubber(url=url)(f"GET {url} failed")
+
+
 json_values = st.recursive(
     st.none() | st.integers() | texts,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
@@ -554,6 +581,16 @@ def test_a_credential_with_a_line_break_is_scrubbed_as_errors_quote_it() -> None
     assert CANARY not in scrub(quoted)
     assert not any(line in scrub(quoted) for line in wrapped.split())
     assert CANARY not in scrub(f"password {CANARY}-{CANARY} refused")  # decoded too
+
+
+def test_a_tab_in_a_credential_does_not_make_its_scheme_a_secret() -> None:
+    # A tab is allowed in a header value (RFC 9110 5.5): sent as it is, not quoted.
+    scrub = R.scrubber({"Authorization": f"Bearer\t{CANARY}"})
+    assert scrub(f'WWW-Authenticate: Bearer realm="api" for {CANARY}') == (
+        f'WWW-Authenticate: Bearer realm="api" for {PLACEHOLDER}'
+    )
+    wrapped = R.scrubber({"Authorization": f"Bearer\n{CANARY}"})
+    assert wrapped("Bearer realm") == "Bearer realm"  # the scheme alone on its line, too
 
 
 def test_secret_fields_of_a_form_body_are_scrubbed() -> None:
@@ -711,3 +748,18 @@ def test_a_body_of_shared_containers_is_walked_once_per_container(
     )
     assert redaction.scrubber(body=body)("pw=hunter2-secret") == "pw=[REDACTED]"
     assert len(visits) <= 3 * 21  # was 2**21
+
+
+def test_a_secret_fields_shared_containers_are_walked_once_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resilient.http import _redact
+
+    value: Any = ["hunter2-secret"]
+    for _ in range(20):
+        value = [value, value]
+    walks = []
+    walk = _redact._leaves
+    monkeypatch.setattr(_redact, "_leaves", lambda *args: walks.append(1) or walk(*args))
+    assert Redaction().scrubber(body={"password": value})("pw=hunter2-secret") == "pw=[REDACTED]"
+    assert len(walks) <= 3 * 22  # was 2**21

@@ -1058,6 +1058,20 @@ async def test_a_fixed_fallback_response_is_a_copy_of_its_own_for_each_call() ->
     assert "resilient" not in cached.extensions  # the value itself is left as it was
 
 
+async def test_a_fallback_responses_copy_keeps_what_its_maker_set() -> None:
+    class Cached(httpx.Response):
+        def __init__(self, text: str) -> None:
+            super().__init__(200, content=text.encode("latin-1"), headers={"X-Cache": "hit"})
+            self.encoding = "latin-1"  # no charset in the headers: set by its maker
+
+    server = Server(httpx.ConnectError)
+    async with client(server, rs.Pipeline(rs.Fallback(value=Cached("h\xe9llo")), hooks=[])) as c:
+        response = await c.get("/")
+    assert isinstance(response, Cached)
+    assert response.text == "h\xe9llo"
+    assert response.headers["x-cache"] == "hit"
+
+
 async def test_a_custom_on_does_not_retry_a_one_shot_body_again_and_again() -> None:
     async def body() -> AsyncIterator[bytes]:
         yield b"chunk"

@@ -780,26 +780,60 @@ async def test_a_failure_is_scrubbed_whole_before_it_is_cut_to_length() -> None:
     assert "[REDACTED]" in letter.last_error
 
 
-async def test_a_malformed_dead_letter_is_described_with_its_raw_data() -> None:
-    store = MemoryStore()
-    await store.enqueue(
-        [
-            rs.stores.NewMessage(
-                id="m1",
-                data="{broken",
-                destination="x",
-                idempotency_key="k",
-                ordering_key=None,
-                created_at=0.0,
-                next_attempt_at=0.0,
-            )
-        ]
+async def test_a_json_body_sent_as_a_form_is_shown_as_json_with_its_secrets_hidden() -> None:
+    outbox = rs.Outbox(MemoryStore(), redaction=rs.http.Redaction(body_fields=set()), options=FAST)
+    request = post(
+        json=None,
+        content=b'{"user": "ada", "password": "canary"}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
+    message_id = await outbox.send(request)
+    outbox.client = Receiver(400).client()
+    await drain(outbox)
+    letter = await outbox.dead_letters.get(message_id)
+    assert letter is not None
+    assert describe_letter(letter)["request"]["body"] == {"user": "ada", "password": "[REDACTED]"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.example.com/items?fields=name;key", "https://api.example.com/s?tags=oauth;token"],
+)
+async def test_a_semicolon_list_with_a_secret_word_in_it_is_no_secret(url: str) -> None:
+    store = MemoryStore()
+    await rs.Outbox(store).send(post(url))
+    assert (await store.stats(now=0.0)).pending == 1
+
+
+async def dead_letter_of_a_stored_row(data: str) -> rs.stores.DeadLetter:
+    """The dead letter a relay makes of a row holding *data*, written to the store as it is."""
+    store = MemoryStore()
+    row = rs.stores.NewMessage(
+        id="m1",
+        data=data,
+        destination="x",
+        idempotency_key="k",
+        ordering_key=None,
+        created_at=0.0,
+        next_attempt_at=0.0,
+    )
+    await store.enqueue([row])
     outbox = rs.Outbox(store, options=FAST)
     await drain(outbox)
     letter = await outbox.dead_letters.get("m1")
     assert letter is not None
+    return letter
+
+
+async def test_a_dead_letter_with_a_lone_surrogate_is_described_as_malformed() -> None:
+    letter = await dead_letter_of_a_stored_row(json.dumps({"v": 0, "body": "\ud800"}))
     view = describe_letter(letter)
+    assert "malformed" in view
+    assert view["raw"] == letter.data
+
+
+async def test_a_malformed_dead_letter_is_described_with_its_raw_data() -> None:
+    view = describe_letter(await dead_letter_of_a_stored_row("{broken"))
     assert view["raw"] == "{broken"
     assert view["malformed"].startswith("not JSON")
 

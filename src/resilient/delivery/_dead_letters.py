@@ -275,13 +275,13 @@ def _content_type(headers: Any) -> str:
 
 
 def _body_view(body: bytes, content_type: str, redaction: Redaction) -> Any:
-    form = body_fields(body, content_type) if "json" not in content_type.lower() else None
-    if form is not None:  # a form, shown as {name: [values]} with its secrets hidden
-        return redaction.redact_json(form)
-    try:
+    try:  # JSON whatever the type says: its secret fields are hidden either way
         return redaction.redact_json(json.loads(body))
     except (ValueError, RecursionError):
         pass
+    form = body_fields(body, content_type)
+    if isinstance(form, dict):  # a form, shown as {name: [values]} with its secrets hidden
+        return redaction.redact_json(form)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -305,7 +305,9 @@ def _scrubber(data: str, redaction: Redaction) -> Any:
         try:
             body = json.loads(raw_body)
         except (ValueError, RecursionError):
-            body = body_fields(raw_body.encode("utf-8"), _content_type(pairs or ()))
+            # A stored row may hold anything, lone surrogates included.
+            raw = raw_body.encode("utf-8", "surrogatepass")
+            body = body_fields(raw, _content_type(pairs or ()))
     return redaction.scrubber(pairs, url if isinstance(url, str) else None, body=body)
 
 

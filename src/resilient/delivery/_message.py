@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import unquote_plus
@@ -158,12 +157,9 @@ def _check_url(url: httpx.URL, redaction: Redaction) -> None:
             "Give the relay's client an httpx Auth instead"
         )
         raise SecretInMessageError(msg)
-    # Split at ";" too, as redaction does: many servers read it as "&".
-    names = (
-        unquote_plus(part.partition("=")[0]).strip()
-        for part in re.split("[&;]", url.query.decode("ascii", "replace"))
-    )
-    secret_params = sorted({name for name in names if name.lower() in redaction.query})
+    # As redaction splits it: at "&", and at ";" between other parameters.
+    query = url.query.decode("ascii", "replace")
+    secret_params = sorted({unquote_plus(name) for name, _ in redaction.secret_params(query)})
     if secret_params:
         msg = (
             f"Outbox.send: the query parameter(s) {', '.join(secret_params)} carry credentials, "

@@ -24,7 +24,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, unquote_plus
@@ -133,17 +133,14 @@ _COOKIE_ATTRIBUTES: Final = frozenset(
 _CREDENTIALS: Final = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]+(.*)", re.DOTALL)
 """An Authorization value: the scheme (an RFC 9110 token), whitespace, the credentials."""
 
-_QUERY_SEPARATOR: Final = re.compile(r"([&;])")
-"""Between query parameters: ``&``, and ``;`` too (HTML 4.01 B.2.2; many servers split on it)."""
-
 _NEXT_COOKIE: Final = re.compile(r",[ \t]*(?=[!#$%&'*+.^_`|~0-9A-Za-z-]+=)")
 """Where folded ``Set-Cookie`` values (``a=1; Path=/, b=2``) meet: a comma before a name=.
 
 An ``Expires`` date has a comma too, but a day number follows it, never ``name=``.
 """
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]+")
-"""Characters a header value may not hold: an error that meets them quotes the value escaped."""
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+"""Characters a header value may not hold (a tab it may): an error quotes such a value escaped."""
 
 
 def _names(owner_field: str, value: Any) -> frozenset[str]:
@@ -342,12 +339,36 @@ class Redaction:
         return unquote_plus(name).strip().lower() in self.query
 
     def _query(self, query: str) -> str:
-        pieces = _QUERY_SEPARATOR.split(query)  # the separators kept, at odd indexes
-        for i in range(0, len(pieces), 2):
-            name, equals, _ = pieces[i].partition("=")
+        pieces = query.split("&")
+        for i, piece in enumerate(pieces):
+            found = self._secret_in(piece)
+            if found is not None:
+                start, name, _ = found
+                pieces[i] = f"{piece[:start]}{name}={self.placeholder}"
+        return "&".join(pieces)
+
+    def secret_params(self, query: str) -> Iterator[tuple[str, str]]:
+        """The secret parameters of *query* (no ``?``), as ``(name, value)`` pairs.
+
+        Parameters are separated by ``&``, and by ``;`` too (HTML 4.01 B.2.2; many
+        servers split at it). A secret's value runs to the next ``&``: ``;`` may be
+        part of it (``token=exp=1;hmac=...``), and hiding a harmless parameter after
+        it costs less than showing half a secret.
+        """
+        for piece in query.split("&"):
+            found = self._secret_in(piece)
+            if found is not None:
+                yield found[1], found[2]
+
+    def _secret_in(self, piece: str) -> tuple[int, str, str] | None:
+        """The first secret parameter of one ``&`` piece: (where it starts, name, value)."""
+        start = 0
+        for part in piece.split(";"):
+            name, equals, _ = part.partition("=")
             if equals and self._is_secret_param(name):
-                pieces[i] = f"{name}={self.placeholder}"
-        return "".join(pieces)
+                return start, name, piece[start + len(name) + 1 :]
+            start += len(part) + 1
+        return None
 
     # Bodies
 
@@ -424,9 +445,8 @@ class Redaction:
     def _url_secrets(self, url: str) -> Iterable[str]:
         rest, _, fragment = url.partition("#")
         base, _, query = rest.partition("?")
-        for part in (*re.split("[&;]", query), *re.split("[&;]", fragment)):
-            name, equals, value = part.partition("=")
-            if equals and self._is_secret_param(name):
+        for text in (query, fragment):
+            for _, value in self.secret_params(text):
                 yield from _encodings(value)
         _, slashes, after = base.partition("//")
         userinfo, at, _ = after.partition("/")[0].rpartition("@")
@@ -446,7 +466,7 @@ class Redaction:
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if isinstance(key, str) and key.lower() in self.body_fields:
-                    _leaves(item, depth + 1, secrets)  # a list of them too (a form's)
+                    _leaves(item, depth + 1, secrets, seen)  # a list of them too (a form's)
                 else:
                     self._body_secrets(item, depth + 1, secrets, seen)
         else:
@@ -475,13 +495,14 @@ def body_fields(content: bytes, content_type: str) -> Any:
     return fields
 
 
-def _leaves(value: Any, depth: int, secrets: set[str]) -> None:
+def _leaves(value: Any, depth: int, secrets: set[str], seen: set[int]) -> None:
     """Add the text of every number and string in *value*, a secret field's value."""
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         secrets.add(str(value))
-    elif depth < _MAX_DEPTH and isinstance(value, (Mapping, list, tuple)):
+    elif depth < _MAX_DEPTH and isinstance(value, (Mapping, list, tuple)) and id(value) not in seen:
+        seen.add(id(value))  # each container once, as for the rest of the body
         for item in value.values() if isinstance(value, Mapping) else value:
-            _leaves(item, depth + 1, secrets)
+            _leaves(item, depth + 1, secrets, seen)
 
 
 def _encodings(value: str) -> list[str]:
@@ -525,7 +546,9 @@ def _escaped(value: str) -> list[str]:
     if not _CONTROL.search(value):
         return []
     forms = [repr(value)[1:-1], repr(value.encode("utf-8", "replace"))[2:-1]]
-    return forms + [piece.strip() for piece in _CONTROL.split(value)]
+    pieces = (piece.strip() for piece in _CONTROL.split(value))
+    # "Bearer" alone on its line is no secret, and scrubbing it would garble every message.
+    return forms + [piece for piece in pieces if piece.lower() not in _KNOWN_SCHEMES]
 
 
 def _basic_secrets(credentials: str) -> list[str]:

@@ -108,10 +108,6 @@ def _body_fields(request: Any) -> Any:
     return body_fields(content, request.headers.get("content-type", ""))
 
 
-_REENCODED = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
-"""Headers that describe the body as it was sent, not the decoded bytes a copy holds."""
-
-
 def _own_copy(response: Any) -> Any:
     """A copy of *response*, a substitute, for one caller; *response* itself if unread.
 
@@ -121,17 +117,18 @@ def _own_copy(response: Any) -> Any:
     can be read once anyway.
     """
     try:
-        content = response.content
-    except Exception:  # noqa: BLE001 -- ResponseNotRead, of httpx or of httpx2
+        response.content  # noqa: B018 -- raises ResponseNotRead (httpx's or httpx2's)
+    except Exception:  # noqa: BLE001
         return response
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _REENCODED]
-    return type(response)(
-        response.status_code,
-        headers=headers,
-        content=content,
-        extensions=dict(response.extensions),
-        default_encoding=response.default_encoding,
-    )
+    if not hasattr(response, "__dict__"):
+        return response
+    # Everything as it is (a subclass, a HEAD's Content-Length, a chosen encoding),
+    # not rebuilt: only what the client and the record write to is the copy's own.
+    copy = object.__new__(type(response))
+    copy.__dict__.update(response.__dict__)
+    copy.headers = response.headers.copy()
+    copy.extensions = dict(response.extensions)
+    return copy
 
 
 _MAX_ERRORS = 32
