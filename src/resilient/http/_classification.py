@@ -12,7 +12,6 @@ import anyio
 
 from .._clock import now, wall
 from .._context import Context
-from .._exceptions import DeadlineExceededError
 from ..policies._validate import check_seconds
 from ._options import check_header_name, is_token, items_of
 from ._retry_after import parse_server_delay
@@ -46,8 +45,9 @@ _MAYBE_SENT = frozenset(
     {"ReadError", "ReadTimeout", "WriteError", "WriteTimeout", "RemoteProtocolError"}
 )
 
-_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, DeadlineExceededError)
-"""Timeouts: ``asyncio.TimeoutError`` is a class of its own before Python 3.11."""
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
+"""Timeouts (`DeadlineExceededError` is a ``TimeoutError``); ``asyncio.TimeoutError`` is
+a class of its own before Python 3.11."""
 
 _WAIT_HEADERS = (b"retry-after", b"retry-after-ms")
 
